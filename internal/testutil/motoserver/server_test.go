@@ -1,0 +1,366 @@
+//go:build unix
+
+package motoserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+func kmsClient(url string) *kms.Client {
+	return kms.New(kms.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(url),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+}
+
+// startOrSkip starts a private server, skipping when moto is not installed.
+func startOrSkip(t *testing.T) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a moto server; skipped under -short")
+	}
+	srv, err := Start(context.Background(), Options{})
+	if errors.Is(err, ErrPythonNotFound) || errors.Is(err, ErrMotoNotInstalled) {
+		t.Skipf("moto not available: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// assertGone fails unless neither the process nor any other member of its process group is
+// still running. Zombies count as gone: a process the script left to init may wait a while
+// for a reaper that this sandbox's init does not promise.
+func assertGone(t *testing.T, pid int) {
+	t.Helper()
+	if alive(pid) {
+		t.Errorf("process %d still running after stop", pid)
+	}
+	if err := syscall.Kill(-pid, 0); err == nil {
+		if runtime.GOOS != "linux" {
+			t.Errorf("process group %d still exists after stop", pid)
+			return
+		}
+		stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			// Fields after the ")" that closes comm: state ppid pgrp ...
+			rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(rest) >= 3 && rest[0] != "Z" && rest[2] == strconv.Itoa(pid) {
+				t.Errorf("process group %d still has a live member (%s)", pid, f)
+			}
+		}
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return runtime.GOOS != "linux"
+	}
+	rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(rest) == 0 || rest[0] != "Z"
+}
+
+func TestStartCreateKeyClose(t *testing.T) {
+	srv := startOrSkip(t)
+	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
+		t.Fatalf("URL() = %q, want a loopback http URL", srv.URL())
+	}
+	ctx := context.Background()
+	c := kmsClient(srv.URL())
+	out, err := c.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("motoserver test")})
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if out.KeyMetadata == nil || aws.ToString(out.KeyMetadata.KeyId) == "" {
+		t.Fatalf("CreateKey returned no key id: %+v", out)
+	}
+
+	pid := srv.Pid()
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	assertGone(t, pid)
+	if err := Ping(ctx, srv.URL()); err == nil {
+		t.Errorf("server still answers at %s after Close", srv.URL())
+	}
+}
+
+func TestReset(t *testing.T) {
+	srv := startOrSkip(t)
+	ctx := context.Background()
+	c := kmsClient(srv.URL())
+	if _, err := c.CreateKey(ctx, &kms.CreateKeyInput{}); err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if err := Reset(srv.URL()); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	keys, err := c.ListKeys(ctx, &kms.ListKeysInput{})
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	if len(keys.Keys) != 0 {
+		t.Errorf("after Reset ListKeys = %d keys, want 0", len(keys.Keys))
+	}
+}
+
+func TestResetUnreachable(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Reset("http://127.0.0.1:" + strconv.Itoa(port)); err == nil {
+		t.Fatal("Reset against a closed port succeeded")
+	}
+}
+
+func TestStartFixedPortAndLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a moto server; skipped under -short")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	srv, err := Start(context.Background(), Options{Port: port, LogWriter: &log})
+	if errors.Is(err, ErrPythonNotFound) || errors.Is(err, ErrMotoNotInstalled) {
+		t.Skipf("moto not available: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer srv.Close()
+	if want := fmt.Sprintf("http://127.0.0.1:%d", port); srv.URL() != want {
+		t.Errorf("URL() = %q, want %q", srv.URL(), want)
+	}
+	// A second server on the same fixed port must fail rather than hang or pretend.
+	_, err = Start(context.Background(), Options{Port: port, StartTimeout: 20 * time.Second})
+	if err == nil {
+		t.Fatal("second Start on a busy port succeeded")
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "moto-api") {
+		t.Errorf("LogWriter did not receive moto's request log; got %q", log.String())
+	}
+}
+
+func TestStartMissingPython(t *testing.T) {
+	_, err := Start(context.Background(), Options{Python: filepath.Join(t.TempDir(), "no-python")})
+	if !errors.Is(err, ErrPythonNotFound) {
+		t.Fatalf("Start with a missing interpreter: err = %v, want ErrPythonNotFound", err)
+	}
+}
+
+func TestStartMissingMoto(t *testing.T) {
+	// A fake interpreter that "finds" nothing stands in for a Python without moto.
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "python")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho moto flask\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{Python: fake})
+	if !errors.Is(err, ErrMotoNotInstalled) {
+		t.Fatalf("err = %v, want ErrMotoNotInstalled", err)
+	}
+	if !strings.Contains(err.Error(), "moto flask") {
+		t.Errorf("error %q does not name the missing modules", err)
+	}
+}
+
+func TestStartExitsEarly(t *testing.T) {
+	// An interpreter that passes the module check but dies at once must not make Start wait
+	// for the whole timeout.
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "python")
+	script := "#!/bin/sh\ncase \"$2\" in moto.server) echo boom >&2; exit 1;; esac\necho\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	_, err := Start(context.Background(), Options{Python: fake})
+	if !errors.Is(err, errExitedEarly) {
+		t.Fatalf("err = %v, want errExitedEarly", err)
+	}
+	if !strings.Contains(err.Error(), "boom") {
+		t.Errorf("error %q does not carry moto's output", err)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("Start took %v to notice the exit", d)
+	}
+}
+
+func TestURLPrivate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a moto server; skipped under -short")
+	}
+	t.Setenv(EnvURL, "")
+	var url string
+	t.Run("inner", func(t *testing.T) {
+		url = URL(t)
+		if err := Ping(context.Background(), url); err != nil {
+			t.Fatalf("URL() server does not answer: %v", err)
+		}
+	})
+	// The inner test's cleanup has run: its private server must be gone.
+	if err := Ping(context.Background(), url); err == nil {
+		t.Errorf("private server at %s still answers after its test ended", url)
+	}
+}
+
+func TestURLFromEnv(t *testing.T) {
+	srv := startOrSkip(t)
+	t.Setenv(EnvURL, srv.URL())
+	if got := URL(t); got != srv.URL() {
+		t.Errorf("URL() = %q, want $%s = %q", got, EnvURL, srv.URL())
+	}
+}
+
+func TestURLFromEnvUnreachable(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	t.Setenv(EnvURL, url)
+	ft := &fakeTB{TB: t}
+	ft.run(func() { URL(ft) })
+	if !ft.failed || !strings.Contains(ft.msg, EnvURL) || !strings.Contains(ft.msg, url) {
+		t.Errorf("URL with an unreachable $%s: failed=%v msg=%q", EnvURL, ft.failed, ft.msg)
+	}
+}
+
+// fakeTB records Fatalf instead of failing the real test.
+type fakeTB struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed = true
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) run(fn func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
+	wg.Wait()
+}
+
+func TestScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a moto server; skipped under -short")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not available")
+	}
+	if _, err := findPython(context.Background(), ""); err != nil {
+		t.Skipf("python not available: %v", err)
+	}
+	script, err := filepath.Abs("../../../scripts/moto.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	out, err := exec.Command("bash", script, "start", state).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "not installed") {
+			t.Skipf("moto not available: %s", out)
+		}
+		t.Fatalf("moto.sh start: %v\n%s", err, out)
+	}
+	pidBytes, err := os.ReadFile(filepath.Join(state, "moto.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidBytes)))
+	if err != nil {
+		t.Fatalf("moto.pid: %v", err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	})
+	urlBytes, err := os.ReadFile(filepath.Join(state, "moto.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := strings.TrimSpace(string(urlBytes))
+	if want := "export " + EnvURL + "=" + url; !strings.Contains(string(out), want) {
+		t.Errorf("moto.sh start printed %q, want a line %q", out, want)
+	}
+	if _, err := kmsClient(url).CreateKey(context.Background(), &kms.CreateKeyInput{}); err != nil {
+		t.Errorf("CreateKey against the script's server: %v", err)
+	}
+
+	if out, err := exec.Command("bash", script, "stop", state).CombinedOutput(); err != nil {
+		t.Fatalf("moto.sh stop: %v\n%s", err, out)
+	}
+	stopped = true
+	assertGone(t, pid)
+	// Stopping twice is harmless.
+	if out, err := exec.Command("bash", script, "stop", state).CombinedOutput(); err != nil {
+		t.Errorf("second moto.sh stop: %v\n%s", err, out)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for moto's concurrent stdout/stderr copies.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
