@@ -145,4 +145,3 @@ func FuzzFlagAndExitCode(f *testing.F) {
 		}
 	})
 }
-
