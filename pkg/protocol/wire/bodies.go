@@ -186,8 +186,9 @@ type HandshakeComplete struct {
 }
 
 // EncChallenge is the body of EncChallengeRequest (8) and EncChallengeResponse (9).
+// Challenge is standard padded base64 of the sealed challenge bytes.
 type EncChallenge struct {
-	Challenge []byte `json:"Challenge"`
+	Challenge string `json:"Challenge"`
 }
 
 // Agent session states (§3.4.9).
