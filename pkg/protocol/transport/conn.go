@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,11 +39,12 @@ type Conn struct {
 	// wmu serialises message writes: gorilla allows one concurrent writer.
 	wmu sync.Mutex
 
-	closed    atomic.Bool
-	done      chan struct{} // closed by Close; stops the keepalive goroutine
-	pingDone  chan struct{} // closed when the keepalive goroutine exits
-	closeOnce sync.Once
-	closeErr  error
+	closed     atomic.Bool
+	peerClosed atomic.Bool   // a read saw the peer's close frame or EOF
+	done       chan struct{} // closed by Close; stops the keepalive goroutine
+	pingDone   chan struct{} // closed when the keepalive goroutine exits
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // newConn wraps an established gorilla connection and starts its keepalive.
@@ -222,10 +224,17 @@ func (c *Conn) readError(err error) error {
 	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
+		c.peerClosed.Store(true)
 		return &CloseError{Code: ce.Code, Text: ce.Text}
 	}
 	if errors.Is(err, websocket.ErrReadLimit) {
 		return fmt.Errorf("reading websocket message: %w (limit %d bytes)", ErrMessageTooLarge, c.opts.MaxMessageSize)
+	}
+	var ne net.Error
+	if c.opts.PongWait > 0 && errors.As(err, &ne) && ne.Timeout() {
+		// gorilla hides the net error's identity; restore it so callers
+		// can test for the keepalive deadline with errors.Is.
+		return fmt.Errorf("reading websocket message: no pong within the keepalive deadline: %w", os.ErrDeadlineExceeded)
 	}
 	return fmt.Errorf("reading websocket message: %w", err)
 }
@@ -257,8 +266,9 @@ func (c *Conn) write(messageType int, b []byte) error {
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		if errors.Is(err, websocket.ErrCloseSent) {
-			// The peer started the close handshake and gorilla answered it.
+		if errors.Is(err, websocket.ErrCloseSent) || c.peerClosed.Load() {
+			// The peer started the close handshake (gorilla answered it)
+			// or dropped the connection.
 			return fmt.Errorf("writing websocket message: peer closed the connection: %w", ErrClosed)
 		}
 		return fmt.Errorf("writing websocket message: %w", err)

@@ -1,0 +1,267 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
+)
+
+// Small keepalive timings: pings every 50 ms, 100 ms to answer.
+var fastKeepalive = transport.ConnOptions{
+	PingInterval:   50 * time.Millisecond,
+	DelayFirstPing: true,
+	PongWait:       100 * time.Millisecond,
+}
+
+// drain reads c until it fails, so that it answers pings.
+func drain(c messageConn) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := c.ReadMessage(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return done
+}
+
+func TestKeepalivePongsKeepPeerAlive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dial transport.ConnOptions
+		srv  transport.ConnOptions
+		// enforcing picks the side that enforces PongWait.
+		enforcing func(client, server *transport.Conn) (enforcer, answerer *transport.Conn)
+	}{
+		{
+			name: "server pings client",
+			srv:  fastKeepalive,
+			enforcing: func(c, s *transport.Conn) (*transport.Conn, *transport.Conn) {
+				return s, c
+			},
+		},
+		{
+			name: "client pings server",
+			dial: fastKeepalive,
+			enforcing: func(c, s *transport.Conn) (*transport.Conn, *transport.Conn) {
+				return c, s
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			client, server := transporttest.WebsocketPairWith(t,
+				transport.DialOptions{ConnOptions: tt.dial},
+				transport.ServerOptions{ConnOptions: tt.srv})
+			enforcer, answerer := tt.enforcing(client, server)
+
+			answering := drain(answerer) // reading answers pings
+			pending := readAsync(enforcer)
+			// Well past the initial deadline (150 ms) and > 3 intervals.
+			time.Sleep(400 * time.Millisecond)
+			select {
+			case r := <-pending:
+				t.Fatalf("enforcing side failed while pongs flowed: %v", r.err)
+			case err := <-answering:
+				t.Fatalf("answering side failed: %v", err)
+			default:
+			}
+			if err := answerer.WriteMessage([]byte("still here")); err != nil {
+				t.Fatalf("WriteMessage: %v", err)
+			}
+			r := waitRead(t, pending, 2*time.Second)
+			if r.err != nil || string(r.b) != "still here" {
+				t.Fatalf("ReadMessage = %q, %v; want the message", r.b, r.err)
+			}
+		})
+	}
+}
+
+// rawServer starts a loopback server whose handler gets a raw gorilla
+// connection, and returns its ws:// URL.
+func rawServer(t *testing.T, handle func(ws *websocket.Conn)) string {
+	t.Helper()
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			t.Errorf("raw Upgrade: %v", err)
+			return
+		}
+		defer ws.Close()
+		handle(ws)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestKeepaliveDropsSilentPeer(t *testing.T) {
+	t.Parallel()
+	pings := make(chan string, 16)
+	url := rawServer(t, func(ws *websocket.Conn) {
+		ws.SetPingHandler(func(appData string) error {
+			select {
+			case pings <- appData:
+			default:
+			}
+			return nil // never pong
+		})
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	c, err := transport.Dial(context.Background(), url, transport.DialOptions{ConnOptions: fastKeepalive})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+
+	start := time.Now()
+	_, err = c.ReadMessage()
+	elapsed := time.Since(start)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadMessage err = %v, want a deadline error", err)
+	}
+	// Initial deadline: PingInterval + PongWait = 150 ms.
+	if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
+		t.Errorf("dropped after %s, want about 150ms", elapsed)
+	}
+	select {
+	case p := <-pings:
+		if p != transport.PingPayload {
+			t.Errorf("ping payload %q, want %q", p, transport.PingPayload)
+		}
+	default:
+		t.Error("the peer received no ping")
+	}
+}
+
+func TestKeepaliveClientPingsAtOpen(t *testing.T) {
+	t.Parallel()
+	pings := make(chan string, 4)
+	url := rawServer(t, func(ws *websocket.Conn) {
+		answer := ws.PingHandler()
+		ws.SetPingHandler(func(appData string) error {
+			pings <- appData
+			return answer(appData)
+		})
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	// Default options: the client's 5 min interval, first ping at once.
+	c, err := transport.Dial(context.Background(), url, transport.DialOptions{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	select {
+	case p := <-pings:
+		if p != "keepalive" {
+			t.Errorf("ping payload %q, want keepalive", p)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no ping right after open")
+	}
+}
+
+func TestAgentConnOptions(t *testing.T) {
+	t.Parallel()
+	o := transport.AgentConnOptions()
+	if o.PingInterval != 54*time.Second || !o.DelayFirstPing || o.PongWait != 60*time.Second {
+		t.Errorf("AgentConnOptions() = %+v, want 54s delayed pings and 60s pong wait", o)
+	}
+}
+
+func TestConnPeerDropsTCP(t *testing.T) {
+	t.Parallel()
+	url := rawServer(t, func(ws *websocket.Conn) {
+		ws.NetConn().Close() // no close frame
+	})
+	c, err := transport.Dial(context.Background(), url, transport.DialOptions{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	_, err = c.ReadMessage()
+	var ce *transport.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseAbnormalClosure {
+		t.Fatalf("ReadMessage err = %v, want CloseError 1006", err)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		t.Errorf("abnormal closure must match io.ErrUnexpectedEOF only: %v", err)
+	}
+}
+
+func TestConnAnswersPingWhileWritersBusy(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("long data test")
+	}
+	// The server enforces PongWait while the client floods it with data:
+	// pongs from the client must still get through between data frames.
+	client, server := transporttest.WebsocketPairWith(t,
+		transport.DialOptions{},
+		transport.ServerOptions{ConnOptions: fastKeepalive})
+	clientRead := drain(client)
+	stop := make(chan struct{})
+	writeDone := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 32<<10)
+		for {
+			select {
+			case <-stop:
+				writeDone <- nil
+				return
+			default:
+			}
+			if err := client.WriteMessage(msg); err != nil {
+				writeDone <- err
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(400 * time.Millisecond)
+	n := 0
+	for time.Now().Before(deadline) {
+		if _, err := server.ReadMessage(); err != nil {
+			t.Fatalf("server ReadMessage after %d messages: %v", n, err)
+		}
+		n++
+	}
+	close(stop)
+	for {
+		select {
+		case err := <-writeDone:
+			if err != nil {
+				t.Fatalf("writer: %v", err)
+			}
+			select {
+			case err := <-clientRead:
+				t.Fatalf("client read: %v", err)
+			default:
+			}
+			return
+		default:
+			_, _ = server.ReadMessage() // unblock the writer
+		}
+	}
+}
