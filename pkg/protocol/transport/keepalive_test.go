@@ -218,9 +218,17 @@ func TestConnAnswersPingWhileWritersBusy(t *testing.T) {
 	}
 	// The server enforces PongWait while the client floods it with data:
 	// pongs from the client must still get through between data frames.
+	// A pong queues behind whatever data already sits in the socket
+	// buffers (megabytes on loopback), so PongWait must cover draining
+	// them; the agent's 60 s does, 100 ms does not.
+	opts := transport.ConnOptions{
+		PingInterval:   50 * time.Millisecond,
+		DelayFirstPing: true,
+		PongWait:       time.Second,
+	}
 	client, server := transporttest.WebsocketPairWith(t,
 		transport.DialOptions{},
-		transport.ServerOptions{ConnOptions: fastKeepalive})
+		transport.ServerOptions{ConnOptions: opts})
 	clientRead := drain(client)
 	stop := make(chan struct{})
 	writeDone := make(chan error, 1)
@@ -239,7 +247,8 @@ func TestConnAnswersPingWhileWritersBusy(t *testing.T) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(400 * time.Millisecond)
+	// Past the initial deadline (1.05 s): only pongs can have kept it open.
+	deadline := time.Now().Add(1500 * time.Millisecond)
 	n := 0
 	for time.Now().Before(deadline) {
 		if _, err := server.ReadMessage(); err != nil {

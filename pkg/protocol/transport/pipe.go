@@ -52,8 +52,6 @@ func (p *PipeConn) ReadMessage() ([]byte, error) {
 	select {
 	case m := <-p.recv:
 		return m, nil
-	case <-p.closed:
-		return nil, ErrClosed
 	case <-p.shared.done:
 		select {
 		case <-p.closed:
@@ -76,6 +74,9 @@ func (p *PipeConn) WriteMessage(b []byte) error {
 	select {
 	case <-p.closed:
 		return ErrClosed
+	default:
+	}
+	select {
 	case <-p.shared.done:
 		return fmt.Errorf("writing to pipe: %w", io.ErrClosedPipe)
 	default:
@@ -85,10 +86,14 @@ func (p *PipeConn) WriteMessage(b []byte) error {
 	select {
 	case p.send <- m:
 		return nil
-	case <-p.closed:
-		return ErrClosed
 	case <-p.shared.done:
-		return fmt.Errorf("writing to pipe: %w", io.ErrClosedPipe)
+		// done also fires when this end closed; report which.
+		select {
+		case <-p.closed:
+			return ErrClosed
+		default:
+			return fmt.Errorf("writing to pipe: %w", io.ErrClosedPipe)
+		}
 	}
 }
 
