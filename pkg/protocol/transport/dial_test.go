@@ -98,7 +98,7 @@ func TestDialRefusesInsecureURL(t *testing.T) {
 			if n := d.n.Load() + proxied.Load(); n != 0 {
 				t.Errorf("Dial made %d network attempts, want none", n)
 			}
-			if elapsed > 50*time.Millisecond {
+			if elapsed > 200*time.Millisecond { // a real dial to 10.0.0.1 would hang for seconds
 				t.Errorf("Dial took %s to refuse, want instant", elapsed)
 			}
 		})
