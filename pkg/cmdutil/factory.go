@@ -1,0 +1,129 @@
+// Package cmdutil holds what every ssmkit command shares: the Factory of
+// lazily built dependencies, the errors that decide exit codes, and the
+// JSON and table printers.
+package cmdutil
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ssmkit/ssmkit/pkg/iostreams"
+)
+
+// Factory carries the dependencies commands need. Its function fields are
+// called only when a command runs, so building the command tree (for
+// --help, completion or flag errors) never touches AWS.
+//
+// A command takes what it needs from the Factory into its own Options
+// struct in NewCmdX, so that tests can replace each piece:
+//
+//	opts := &FooOptions{IO: f.IOStreams, AWSConfig: f.AWSConfig}
+type Factory struct {
+	// AppName is the executable's name as used in messages: "ssmkit".
+	AppName string
+	// AppVersion is the version of this build ("dev" when unset).
+	AppVersion string
+
+	// IOStreams are the process's streams.
+	IOStreams *iostreams.IOStreams
+
+	// Options holds the global flags. The root command binds its persistent
+	// flags to these fields, so they are only meaningful once flags are
+	// parsed: read them in RunE, not in NewCmdX.
+	Options GlobalOptions
+
+	// AWSConfig returns the AWS configuration for the global flags, loading
+	// it on first use. Successful loads are memoized; see MemoizeAWSConfig.
+	AWSConfig func(ctx context.Context) (aws.Config, error)
+
+	// Redactor knows the secrets in play (credentials from the environment
+	// and those resolved by the SDK). The root command passes every error
+	// line through it; commands may Add secrets they obtain, such as
+	// session tokens.
+	Redactor *Redactor
+}
+
+// GlobalOptions are the values of the root command's persistent flags.
+type GlobalOptions struct {
+	// Profile is --profile: a shared config profile name.
+	Profile string
+	// Region is --region.
+	Region string
+	// EndpointURL is --endpoint-url: the base endpoint of every AWS client.
+	EndpointURL string
+	// Output is --output: table (the default) or json.
+	Output OutputFormat
+	// Debug is --debug: log each AWS call to stderr.
+	Debug bool
+	// NoColor is --no-color.
+	NoColor bool
+}
+
+// JSON reports whether --output json was given.
+func (o GlobalOptions) JSON() bool { return o.Output == OutputJSON }
+
+// OutputFormat is the value of --output. It implements pflag.Value so that
+// an unknown format is a usage error at parse time.
+type OutputFormat string
+
+// The output formats.
+const (
+	// OutputTable prints aligned columns on a terminal and tab-separated
+	// columns otherwise. It is the default.
+	OutputTable OutputFormat = "table"
+	// OutputJSON prints indented JSON.
+	OutputJSON OutputFormat = "json"
+)
+
+// OutputFormats lists the valid --output values, for help and completion.
+var OutputFormats = []string{string(OutputTable), string(OutputJSON)}
+
+// String returns the format, "table" when unset.
+func (o *OutputFormat) String() string {
+	if o == nil || *o == "" {
+		return string(OutputTable)
+	}
+	return string(*o)
+}
+
+// Set validates and stores a format.
+func (o *OutputFormat) Set(s string) error {
+	switch f := OutputFormat(strings.ToLower(s)); f {
+	case OutputTable, OutputJSON:
+		*o = f
+		return nil
+	default:
+		return fmt.Errorf("must be one of %s", strings.Join(OutputFormats, ", "))
+	}
+}
+
+// Type names the flag's value in help output.
+func (o *OutputFormat) Type() string { return "format" }
+
+// MemoizeAWSConfig returns a function that calls load once and then returns
+// its result. Failures are not memoized, so a cancelled first call does not
+// poison later ones. Concurrent callers wait for the first load.
+func MemoizeAWSConfig(load func(ctx context.Context) (aws.Config, error)) func(ctx context.Context) (aws.Config, error) {
+	var (
+		mu     sync.Mutex
+		cfg    aws.Config
+		loaded bool
+	)
+	return func(ctx context.Context) (aws.Config, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if loaded {
+			return cfg, nil
+		}
+		c, err := load(ctx)
+		if err != nil {
+			return aws.Config{}, err
+		}
+		cfg, loaded = c, true
+		return cfg, nil
+	}
+}
