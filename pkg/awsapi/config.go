@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go/logging"
 )
 
 // appID is sent in the User-Agent so that ssmkit traffic is identifiable in
@@ -38,7 +37,8 @@ type Options struct {
 	// built from the returned config (--endpoint-url). It wins over
 	// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE> and profile endpoints.
 	EndpointURL string
-	// Debug logs one line per API call, and each retry, to DebugOut.
+	// Debug logs one line per API call to DebugOut, with the HTTP status of
+	// every attempt.
 	Debug bool
 	// DebugOut receives debug lines; nil discards them.
 	DebugOut io.Writer
@@ -66,21 +66,6 @@ func LoadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 	if opts.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
 	}
-	debugOut := opts.DebugOut
-	if debugOut == nil {
-		debugOut = io.Discard
-	}
-	if opts.Debug {
-		// LogRetries only: LogRequest and LogResponse would print the
-		// Authorization header, X-Amz-Security-Token and bodies (which
-		// carry session tokens). The per-call line comes from our own
-		// middleware, see debugLogging.
-		loadOpts = append(loadOpts,
-			config.WithLogger(logging.NewStandardLogger(debugOut)),
-			config.WithClientLogMode(aws.LogRetries),
-		)
-	}
-
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
@@ -102,7 +87,15 @@ func LoadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 		cfg.ConfigSources = append([]any{endpointOverride(opts.EndpointURL)}, cfg.ConfigSources...)
 	}
 	if opts.Debug {
-		cfg.APIOptions = append(cfg.APIOptions, debugLogging(debugOut))
+		// Our own middleware rather than the SDK's ClientLogMode:
+		// LogRequest/LogResponse print the Authorization header,
+		// X-Amz-Security-Token and bodies (StartSession's stream token),
+		// and LogRetries repeats raw error text. See debugLogging.
+		out := opts.DebugOut
+		if out == nil {
+			out = io.Discard
+		}
+		cfg.APIOptions = append(cfg.APIOptions, debugLogging(out))
 	}
 	if opts.OnCredentials != nil && cfg.Credentials != nil {
 		cfg.Credentials = &observedCredentials{inner: cfg.Credentials, observe: opts.OnCredentials}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -376,5 +377,43 @@ func TestDebugLoggingOmitsSecrets(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("debug output leaks %q:\n%s", secret, out)
 		}
+	}
+}
+
+func TestDebugLoggingShowsEachAttempt(t *testing.T) {
+	isolate(t, "")
+	staticCreds(t)
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"__type":"ServiceUnavailable","message":"try again"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"InstanceInformationList":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	var buf bytes.Buffer
+	cfg, err := LoadConfig(context.Background(), Options{Region: "us-east-1", EndpointURL: srv.URL, Debug: true, DebugOut: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noBackoff := func(o *ssm.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		})
+	}
+	if _, err := NewSSM(cfg, noBackoff).DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "status=200 attempts=2 (503,200)") || strings.Count(out, "\n") != 1 {
+		t.Errorf("debug output = %q", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,14 +19,14 @@ import (
 // for the initialize middleware to print when the call returns.
 type callInfo struct {
 	host     string
-	attempts int
+	statuses []string // one per attempt
 }
 
 type callInfoKey struct{}
 
 // debugLogging returns a stack mutator that prints one line per API call to
-// w: service, operation, endpoint host, HTTP status, attempts, duration and
-// request ID. It deliberately prints no headers, query strings or bodies:
+// w: service, operation, endpoint host, final HTTP status, attempts (with
+// each attempt's status when there were retries), duration and request ID. It deliberately prints no headers, query strings or bodies:
 // those carry signatures, session tokens and (for ssm:StartSession) the
 // stream token. The SDK's own LogRequest mode would print all of them.
 func debugLogging(w io.Writer) func(*middleware.Stack) error {
@@ -37,9 +38,13 @@ func debugLogging(w io.Writer) func(*middleware.Stack) error {
 				ctx = context.WithValue(ctx, callInfoKey{}, info)
 				start := time.Now()
 				out, md, err := next.HandleInitialize(ctx, in)
-				line := fmt.Sprintf("debug: %s.%s host=%s status=%s attempts=%d duration=%s",
+				attempts := fmt.Sprint(len(info.statuses))
+				if len(info.statuses) > 1 {
+					attempts += " (" + strings.Join(info.statuses, ",") + ")"
+				}
+				line := fmt.Sprintf("debug: %s.%s host=%s status=%s attempts=%s duration=%s",
 					awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx),
-					orDash(info.host), status(md, err), info.attempts,
+					orDash(info.host), status(md, err), attempts,
 					time.Since(start).Round(time.Millisecond))
 				if id := requestID(md, err); id != "" {
 					line += " request-id=" + id
@@ -56,13 +61,16 @@ func debugLogging(w io.Writer) func(*middleware.Stack) error {
 		}
 		perAttempt := middleware.FinalizeMiddlewareFunc("ssmkitDebugAttempt",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				if info, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
-					info.attempts++
-					if req, ok := in.Request.(*smithyhttp.Request); ok && req.URL != nil {
-						info.host = req.URL.Host
-					}
+				info, ok := ctx.Value(callInfoKey{}).(*callInfo)
+				if !ok {
+					return next.HandleFinalize(ctx, in)
 				}
-				return next.HandleFinalize(ctx, in)
+				if req, ok := in.Request.(*smithyhttp.Request); ok && req.URL != nil {
+					info.host = req.URL.Host
+				}
+				out, md, err := next.HandleFinalize(ctx, in)
+				info.statuses = append(info.statuses, status(md, err))
+				return out, md, err
 			})
 		// After: below the retry middleware, so it runs once per attempt.
 		if err := stack.Finalize.Add(perAttempt, middleware.After); err != nil {
