@@ -151,10 +151,23 @@ func usageMessage(err error) string {
 // markArgErrorsAsUsage wraps the positional-argument validator of every
 // command so that cobra.ExactArgs and friends exit 2 like flag errors, and
 // command authors do not need ssmkit-specific validators.
+//
+// Cobra checks for unknown subcommands only at the root: `ssmkit prefs
+// bogus` would print the help of `prefs` and exit 0. Group commands
+// (subcommands, no run function of their own) therefore get one that
+// reports an unknown subcommand as a usage error and otherwise shows help.
 func markArgErrorsAsUsage(cmd *cobra.Command) {
 	if validate := cmd.Args; validate != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
 			return cmdutil.FlagErrorWrap(validate(c, args))
+		}
+	}
+	if cmd.HasParent() && cmd.HasSubCommands() && !cmd.Runnable() {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cmdutil.FlagErrorf("unknown command %q for %q", args[0], c.CommandPath())
+			}
+			return c.Help()
 		}
 	}
 	for _, sub := range cmd.Commands() {

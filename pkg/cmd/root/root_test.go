@@ -117,6 +117,11 @@ func TestExitCodes(t *testing.T) {
 			wantStderr: "error: unknown command \"extra\" for \"ssmkit completion bash\"\nRun 'ssmkit completion bash --help' for usage.\n",
 		},
 		{
+			name: "unknown subcommand of a group", args: []string{"completion", "tcsh"}, wantCode: 2,
+			wantStderr: "error: unknown command \"tcsh\" for \"ssmkit completion\"\nRun 'ssmkit completion --help' for usage.\n",
+		},
+		{name: "a group without arguments shows its help", args: []string{"completion"}, wantCode: 0, wantStdout: "Available Commands:"},
+		{
 			name: "FlagErrorf", args: []string{"flagerr"}, wantCode: 2,
 			wantStderr: "error: --target and --filter cannot be used together\nRun 'ssmkit flagerr --help' for usage.\n",
 		},
