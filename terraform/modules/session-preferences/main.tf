@@ -23,13 +23,13 @@ locals {
     description   = "Document to hold regional settings for Session Manager"
     sessionType   = "Standard_Stream"
     inputs = {
-      s3BucketName                = coalesce(var.s3_bucket_name, "")
+      s3BucketName                = var.s3_bucket_name == null ? "" : var.s3_bucket_name
       s3KeyPrefix                 = var.s3_key_prefix
       s3EncryptionEnabled         = var.s3_encryption_enabled
-      cloudWatchLogGroupName      = coalesce(var.cloudwatch_log_group_name, "")
+      cloudWatchLogGroupName      = var.cloudwatch_log_group_name == null ? "" : var.cloudwatch_log_group_name
       cloudWatchEncryptionEnabled = var.cloudwatch_encryption_enabled
       cloudWatchStreamingEnabled  = var.cloudwatch_streaming_enabled
-      kmsKeyId                    = coalesce(local.kms_key_arn, "")
+      kmsKeyId                    = local.kms_key_arn == null ? "" : local.kms_key_arn
       runAsEnabled                = var.run_as_enabled
       runAsDefaultUser            = var.run_as_default_user
       idleSessionTimeout          = tostring(var.idle_session_timeout)
@@ -41,7 +41,7 @@ locals {
     }
   }
 
-  log_group_arn_pattern = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${coalesce(var.cloudwatch_log_group_name, "*")}"
+  log_group_arn_pattern = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${var.cloudwatch_log_group_name == null ? "*" : var.cloudwatch_log_group_name}"
 
   kms_statements = concat(
     [
