@@ -1,0 +1,223 @@
+package datachannel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+)
+
+// processResult is what handling one in-order stream message came to.
+type processResult int
+
+const (
+	processed processResult = iota // consumed: ack and move on
+	notReady                       // leave unacked; the sender retransmits (§4.8)
+)
+
+// receiveStream handles an incoming stream message (§4.2).
+func (c *Channel) receiveStream(m wire.Message) {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	s, e := m.SequenceNumber, c.expected
+	switch {
+	case s < e:
+		// A duplicate of something delivered: re-acknowledge it, or a lost
+		// ack makes the peer retransmit forever (§11.15).
+		c.sendAck(&m)
+		return
+	case s > e:
+		if old, ok := c.reorder[s]; ok {
+			if old.acked {
+				c.sendAck(&m)
+			}
+			return
+		}
+		if len(c.reorder) >= c.cfg.ReorderBuffer || c.reorderN+len(m.Payload) > c.cfg.ReorderBufferBytes {
+			return // full: drop without ack; it will be retransmitted
+		}
+		c.reorder[s] = &inEntry{msg: m, acked: true, size: len(m.Payload)}
+		c.reorderN += len(m.Payload)
+		c.sendAck(&m)
+		return
+	}
+	if _, ok := c.reorder[s]; ok {
+		return // already held, waiting for room
+	}
+	c.reorder[s] = &inEntry{msg: m, size: len(m.Payload)}
+	c.reorderN += len(m.Payload)
+	c.drainLocked()
+}
+
+// drainLocked delivers held messages in order while the receiver is ready.
+func (c *Channel) drainLocked() {
+	for {
+		ent, ok := c.reorder[c.expected]
+		if !ok {
+			return
+		}
+		// The client acks handshake messages before handling them (§11.24).
+		early := c.cfg.Role == RoleClient && isHandshakeType(ent.msg.PayloadType)
+		if early && !ent.acked {
+			ent.acked = true
+			c.sendAck(&ent.msg)
+		}
+		res, err := c.process(&ent.msg)
+		if err != nil {
+			// A processing failure the sender cannot fix by resending (bad
+			// handshake, decryption failure): end the session rather than
+			// stall on a sequence number that never comes again.
+			delete(c.reorder, c.expected)
+			c.reorderN -= ent.size
+			c.inMu.Unlock()
+			c.finish(err)
+			c.inMu.Lock()
+			return
+		}
+		if res == notReady {
+			return
+		}
+		delete(c.reorder, c.expected)
+		c.reorderN -= ent.size
+		if !ent.acked {
+			ent.acked = true
+			c.sendAck(&ent.msg)
+		}
+		c.expected++
+	}
+}
+
+func isHandshakeType(pt wire.PayloadType) bool {
+	return pt == wire.PayloadHandshakeRequest || pt == wire.PayloadHandshakeComplete || pt == wire.PayloadEncChallengeRequest
+}
+
+// decrypts reports whether this role decrypts incoming payloads of type pt
+// (§3.2): the agent only Output, the client Output, StdErr and ExitCode.
+func (c *Channel) decrypts(pt wire.PayloadType) bool {
+	switch pt {
+	case wire.PayloadOutput:
+		return true
+	case wire.PayloadStdErr, wire.PayloadExitCode:
+		return c.cfg.Role == RoleClient
+	}
+	return false
+}
+
+// process handles one in-order stream message. It runs with inMu held.
+func (c *Channel) process(m *wire.Message) (processResult, error) {
+	pt := m.PayloadType
+	payload := m.Payload
+
+	if c.cfg.Role == RoleAgent && !c.isReady() {
+		// Until the handshake is done the agent takes only handshake
+		// replies; anything else is acked and dropped (§4.8).
+		switch pt {
+		case wire.PayloadHandshakeResponse:
+			return c.agentTakeResponse(payload)
+		case wire.PayloadEncChallengeResponse:
+			return c.agentTakeChallenge(payload)
+		}
+		return processed, nil
+	}
+
+	if c.decrypts(pt) {
+		if ci := c.cipher.Load(); ci != nil {
+			plain, err := ci.Open(nil, payload)
+			if err != nil {
+				return processed, fmt.Errorf("%w: %v", ErrHandshake, err)
+			}
+			payload = plain
+		}
+	}
+
+	switch pt {
+	case wire.PayloadOutput:
+		if c.cfg.Role == RoleClient && !c.isReady() {
+			c.clientNoHandshake()
+		}
+		if len(payload) == 0 {
+			return processed, nil
+		}
+		if c.buffered > 0 && c.buffered+len(payload) > c.cfg.ReceiveBuffer {
+			return notReady, nil
+		}
+		c.chunks = append(c.chunks, payload)
+		c.buffered += len(payload)
+		c.inCond.Broadcast()
+		return processed, nil
+	case wire.PayloadHandshakeRequest:
+		if c.cfg.Role != RoleClient {
+			return processed, nil
+		}
+		return processed, c.clientHandleRequest(payload)
+	case wire.PayloadEncChallengeRequest:
+		if c.cfg.Role != RoleClient {
+			return processed, nil
+		}
+		return processed, c.clientHandleChallenge(payload)
+	case wire.PayloadHandshakeComplete:
+		if c.cfg.Role != RoleClient {
+			return processed, nil
+		}
+		return processed, c.clientHandleComplete(payload)
+	case wire.PayloadHandshakeResponse, wire.PayloadEncChallengeResponse:
+		return processed, nil // late duplicates after the handshake
+	case wire.PayloadSize, wire.PayloadFlag, wire.PayloadStdErr, wire.PayloadExitCode:
+		if c.cfg.OnControl == nil {
+			return processed, nil
+		}
+		if err := c.cfg.OnControl(Packet{Type: pt, Data: payload}); err != nil {
+			if errors.Is(err, ErrNotReady) {
+				return notReady, nil
+			}
+			c.logf("control handler: %v", err)
+		}
+		return processed, nil
+	}
+	return processed, nil // unknown payload types are ignored
+}
+
+// Read reads application Output bytes in order. It returns io.EOF once the
+// channel has ended and everything received was read.
+func (c *Channel) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	for c.buffered == 0 {
+		if c.eof {
+			if err := c.Err(); err != nil {
+				var ce *ClosedError
+				if errors.As(err, &ce) || errors.Is(err, ErrClosed) {
+					return 0, io.EOF
+				}
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		c.inCond.Wait()
+	}
+	n := 0
+	for n < len(p) && len(c.chunks) > 0 {
+		head := c.chunks[0][c.chunkOff:]
+		k := copy(p[n:], head)
+		n += k
+		c.chunkOff += k
+		if c.chunkOff == len(c.chunks[0]) {
+			c.chunks[0] = nil
+			c.chunks = c.chunks[1:]
+			c.chunkOff = 0
+		}
+	}
+	c.buffered -= n
+	if len(c.chunks) == 0 {
+		c.chunks = nil
+	}
+	// Room was made: deliver what waited for it.
+	if _, waiting := c.reorder[c.expected]; waiting && !c.closed() {
+		c.drainLocked()
+	}
+	return n, nil
+}
