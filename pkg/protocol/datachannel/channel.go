@@ -2,10 +2,11 @@ package datachannel
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +92,11 @@ type Channel struct {
 	// peer is stuck the same way would deadlock both ends.
 	ctrlQ   chan []byte // acknowledgements and other control messages, first
 	writing atomic.Bool // writeLoop holds a message
-	dataQ   chan []byte // stream messages and retransmissions
+	wmu     sync.Mutex  // one writer at a time, so data can skip the queue
+
+	idMu  sync.Mutex
+	idRNG *mrand.ChaCha8 // message IDs: unique, not secret
+	dataQ chan []byte    // stream messages and retransmissions
 
 	cipher atomic.Pointer[encryption.Cipher]
 
@@ -156,6 +161,9 @@ func New(conn MessageConn, cfg Config) (*Channel, error) {
 		respCh:  make(chan wire.HandshakeResponse, 1),
 		chalCh:  make(chan wire.EncChallenge, 1),
 	}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:])
+	c.idRNG = mrand.NewChaCha8(seed)
 	c.outCond = sync.NewCond(&c.outMu)
 	c.inCond = sync.NewCond(&c.inMu)
 	c.rtt = newRTT(cfg.InitialRTO, cfg.MaxRTO)
@@ -249,6 +257,29 @@ func (c *Channel) queueControl(frame []byte) {
 	}
 }
 
+// writeNow writes one message on the current connection.
+func (c *Channel) writeNow(frame []byte) {
+	c.wmu.Lock()
+	err := c.conn.Load().c.WriteMessage(frame)
+	c.wmu.Unlock()
+	if err != nil && !c.closed() {
+		c.logf("write failed: %v", err)
+	}
+}
+
+// newID returns a random (version 4) message ID. IDs need to be unique,
+// not unpredictable, so a per-channel ChaCha8 stream seeded from
+// crypto/rand replaces a system call per message.
+func (c *Channel) newID() uuid.UUID {
+	var u uuid.UUID
+	c.idMu.Lock()
+	_, _ = c.idRNG.Read(u[:])
+	c.idMu.Unlock()
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
 // writeLoop writes queued messages, control messages first. Write errors
 // are not fatal here: the receive loop notices a dead connection, and
 // unacked messages are retransmitted after a reconnect.
@@ -267,9 +298,7 @@ func (c *Channel) writeLoop() {
 			}
 		}
 		c.writing.Store(true)
-		if err := c.conn.Load().c.WriteMessage(frame); err != nil && !c.closed() {
-			c.logf("write failed: %v", err)
-		}
+		c.writeNow(frame)
 		c.writing.Store(false)
 	}
 }
@@ -306,7 +335,7 @@ func (c *Channel) reconnect(cause error) bool {
 		return false
 	}
 	c.logf("connection failed (%v), reconnecting", cause)
-	delay := reconnectInitialDelay + time.Duration(rand.Int64N(int64(reconnectInitialDelay)))
+	delay := reconnectInitialDelay + time.Duration(mrand.Int64N(int64(reconnectInitialDelay)))
 	var lastErr error
 	for attempt := 0; attempt < reconnectAttempts; attempt++ {
 		if attempt > 0 {
@@ -317,7 +346,7 @@ func (c *Channel) reconnect(cause error) bool {
 			}
 			delay *= 2
 			if delay > reconnectMaxDelay {
-				delay = reconnectInitialDelay + time.Duration(rand.Int64N(int64(reconnectInitialDelay)))
+				delay = reconnectInitialDelay + time.Duration(mrand.Int64N(int64(reconnectInitialDelay)))
 			}
 		}
 		conn, err := c.cfg.Reconnect(c.ctx)
@@ -400,7 +429,7 @@ func (c *Channel) sendControl(messageType string, body []byte) {
 		SchemaVersion: wire.SchemaVersion,
 		CreatedDate:   uint64(c.cfg.now().UnixMilli()),
 		Flags:         wire.FlagsAck,
-		MessageID:     uuid.New(),
+		MessageID:     c.newID(),
 		PayloadType:   wire.PayloadNone,
 		Payload:       body,
 	}

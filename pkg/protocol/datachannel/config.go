@@ -153,7 +153,7 @@ type Config struct {
 
 // Config defaults.
 const (
-	DefaultMaxPayloadSize     = 16 << 10
+	DefaultMaxPayloadSize     = 32 << 10
 	DefaultSendWindow         = 1024
 	DefaultSendWindowBytes    = 4 << 20
 	DefaultReceiveBuffer      = 4 << 20

@@ -116,7 +116,7 @@ func (c *Channel) clientHandleRequest(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := c.sendStream(wire.PayloadHandshakeResponse, body); err != nil {
+	if err := c.sendStreamFrom(wire.PayloadHandshakeResponse, body, true); err != nil {
 		return err
 	}
 	if pending != nil {
@@ -197,7 +197,7 @@ func (c *Channel) clientHandleChallenge(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return c.sendStream(wire.PayloadEncChallengeResponse, body)
+	return c.sendStreamFrom(wire.PayloadEncChallengeResponse, body, true)
 }
 
 // clientHandleComplete finishes the client's handshake (§5.5).

@@ -43,7 +43,10 @@ func (c *Channel) receiveStream(m wire.Message) {
 		return
 	}
 	if _, ok := c.reorder[s]; ok {
-		return // already held, waiting for room
+		// Held because its handler was not ready: the retransmission is
+		// the cue to try again (§4.8).
+		c.drainLocked()
+		return
 	}
 	c.reorder[s] = &inEntry{msg: m, size: len(m.Payload)}
 	c.reorderN += len(m.Payload)

@@ -113,6 +113,12 @@ func (c *Channel) encrypts(pt wire.PayloadType) bool {
 // sendStream numbers, encrypts, encodes and sends one stream message, after
 // waiting for room in the send window.
 func (c *Channel) sendStream(pt wire.PayloadType, payload []byte) error {
+	return c.sendStreamFrom(pt, payload, false)
+}
+
+// sendStreamFrom is sendStream; fromReceiver queues the message instead of
+// writing it, for replies sent by the receive path (handshake answers).
+func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiver bool) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 
@@ -142,7 +148,7 @@ func (c *Channel) sendStream(pt wire.PayloadType, payload []byte) error {
 		SchemaVersion:  wire.SchemaVersion,
 		CreatedDate:    uint64(now.UnixMilli()),
 		SequenceNumber: seq,
-		MessageID:      uuid.New(),
+		MessageID:      c.newID(),
 		PayloadType:    pt,
 		Payload:        payload,
 	}
@@ -162,8 +168,12 @@ func (c *Channel) sendStream(pt wire.PayloadType, payload []byte) error {
 	c.out.push(e)
 	c.outMu.Unlock()
 
-	if !paused {
+	if !paused && fromReceiver {
 		c.queueData(frame)
+	} else if !paused {
+		// Stream data is written by the caller's goroutine: only the
+		// receive path must never block on the network.
+		c.writeNow(frame)
 	}
 	return nil
 }
@@ -269,8 +279,8 @@ func (c *Channel) writeChunks(pt wire.PayloadType, p []byte) (int, error) {
 		if len(chunk) > c.cfg.MaxPayloadSize {
 			chunk = chunk[:c.cfg.MaxPayloadSize]
 		}
-		// The payload is kept until acknowledged, so it must not alias p.
-		if err := c.sendStream(pt, append([]byte(nil), chunk...)); err != nil {
+		// sendStream copies the payload into the frame it keeps.
+		if err := c.sendStream(pt, chunk); err != nil {
 			return n, err
 		}
 		n += len(chunk)

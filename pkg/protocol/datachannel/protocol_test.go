@@ -1,0 +1,656 @@
+package datachannel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
+	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+)
+
+// peer drives the far end of a connection by hand, frame by frame.
+type peer struct {
+	t    *testing.T
+	conn MessageConn
+	msgs chan wire.Message
+}
+
+func newPeer(t *testing.T, conn MessageConn) *peer {
+	p := &peer{t: t, conn: conn, msgs: make(chan wire.Message, 10000)}
+	go func() {
+		for {
+			b, err := conn.ReadMessage()
+			if err != nil {
+				close(p.msgs)
+				return
+			}
+			m, err := wire.Decode(b)
+			if err != nil {
+				t.Errorf("peer got a bad frame: %v", err)
+				continue
+			}
+			p.msgs <- m
+		}
+	}()
+	return p
+}
+
+func (p *peer) send(messageType string, seq int64, pt wire.PayloadType, payload []byte) wire.Message {
+	p.t.Helper()
+	m := wire.Message{MessageType: messageType, SchemaVersion: 1, CreatedDate: uint64(time.Now().UnixMilli()),
+		SequenceNumber: seq, MessageID: uuid.New(), PayloadType: pt, Payload: payload}
+	b, err := wire.Encode(&m)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.conn.WriteMessage(b); err != nil {
+		p.t.Fatal(err)
+	}
+	return m
+}
+
+func (p *peer) sendRaw(m wire.Message) {
+	p.t.Helper()
+	b, err := wire.Encode(&m)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.conn.WriteMessage(b); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *peer) ack(m wire.Message) {
+	body := appendAck(nil, m.MessageType, m.MessageID, m.SequenceNumber)
+	p.send(wire.TypeAcknowledge, 0, wire.PayloadNone, body)
+}
+
+// next returns the next message, or fails after timeout.
+func (p *peer) next(timeout time.Duration) (wire.Message, bool) {
+	select {
+	case m, ok := <-p.msgs:
+		return m, ok
+	case <-time.After(timeout):
+		return wire.Message{}, false
+	}
+}
+
+func (p *peer) expect(messageType string) wire.Message {
+	p.t.Helper()
+	for {
+		m, ok := p.next(5 * time.Second)
+		if !ok {
+			p.t.Fatalf("no %s message arrived", messageType)
+		}
+		if m.MessageType == messageType {
+			return m
+		}
+	}
+}
+
+func ackedSeq(t *testing.T, m wire.Message) int64 {
+	t.Helper()
+	var a wire.Acknowledge
+	if err := wire.DecodeJSON(m.Payload, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a.AcknowledgedMessageSequenceNumber
+}
+
+func newClientWithPeer(t *testing.T, mutate func(*Config)) (*Channel, *peer) {
+	a, b := transport.Pipe()
+	cfg := Config{Role: RoleClient, SessionID: "s-1", TargetID: "i-1"}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c, err := New(a, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, newPeer(t, b)
+}
+
+// TestReceiveOrderingAndDuplicates covers §4.2: in-order delivery, gaps
+// held and acked at once, and duplicates re-acknowledged (§11.15).
+func TestReceiveOrderingAndDuplicates(t *testing.T) {
+	c, p := newClientWithPeer(t, nil)
+	m0 := p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("zero "))
+	if a := p.expect(wire.TypeAcknowledge); ackedSeq(t, a) != 0 {
+		t.Fatalf("acked %d", ackedSeq(t, a))
+	}
+	// The first output without handshake makes it a plain shell (§5.6).
+	info, err := c.Handshake(context.Background())
+	if err != nil || info.SessionType != wire.SessionTypeStandardStream || info.Handshake {
+		t.Fatalf("no-handshake fallback: %+v %v", info, err)
+	}
+	// A duplicate of something delivered is re-acknowledged.
+	p.sendRaw(m0)
+	if a := p.expect(wire.TypeAcknowledge); ackedSeq(t, a) != 0 {
+		t.Fatal("duplicate not re-acked")
+	}
+	// A gap: seq 2 is acked at once but held.
+	p.send(wire.TypeOutputStreamData, 2, wire.PayloadOutput, []byte("two"))
+	if a := p.expect(wire.TypeAcknowledge); ackedSeq(t, a) != 2 {
+		t.Fatal("gap message not acked")
+	}
+	p.send(wire.TypeOutputStreamData, 1, wire.PayloadOutput, []byte("one "))
+	if a := p.expect(wire.TypeAcknowledge); ackedSeq(t, a) != 1 {
+		t.Fatal("seq 1 not acked")
+	}
+	buf := make([]byte, 12)
+	if _, err := readFull(c, buf); err != nil || string(buf) != "zero one two" {
+		t.Fatalf("read %q %v", buf, err)
+	}
+	// Acks carry sequence 0 and flags 3 (§11.5).
+	p.send(wire.TypeOutputStreamData, 3, wire.PayloadOutput, []byte("x"))
+	a := p.expect(wire.TypeAcknowledge)
+	if a.SequenceNumber != 0 || a.Flags != wire.FlagsAck || a.PayloadType != wire.PayloadNone {
+		t.Fatalf("ack header %+v", a)
+	}
+}
+
+// TestResendRefreshesSendTime: an unacknowledged message is retransmitted
+// about once per RTO with identical bytes, not on every timer tick (§11.16).
+func TestResendRefreshesSendTime(t *testing.T) {
+	c, p := newClientWithPeer(t, func(cfg *Config) {
+		cfg.ResendInterval = 5 * time.Millisecond
+		cfg.InitialRTO = 100 * time.Millisecond
+	})
+	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ ")) // plain shell: ready
+	p.expect(wire.TypeAcknowledge)
+	if _, err := c.Write([]byte("ls\r")); err != nil {
+		t.Fatal(err)
+	}
+	first := p.expect(wire.TypeInputStreamData)
+	deadline := time.After(1 * time.Second)
+	resends := 0
+loop:
+	for {
+		select {
+		case m, ok := <-p.msgs:
+			if !ok {
+				break loop
+			}
+			if m.MessageType != wire.TypeInputStreamData {
+				continue
+			}
+			if m.MessageID != first.MessageID || m.CreatedDate != first.CreatedDate || !bytes.Equal(m.Payload, first.Payload) {
+				t.Fatal("a retransmission differs from the original")
+			}
+			resends++
+		case <-deadline:
+			break loop
+		}
+	}
+	// 1 s / 100 ms RTO ≈ 9; the upstream bug would resend every 5 ms (≈ 180).
+	if resends < 3 || resends > 20 {
+		t.Fatalf("%d retransmissions in 1 s with a 100 ms RTO", resends)
+	}
+	p.ack(first)
+	time.Sleep(50 * time.Millisecond)
+	if s := c.Stats(); s.Unacked != 0 {
+		t.Fatalf("still unacked after ack: %+v", s)
+	}
+}
+
+func TestRTOEstimator(t *testing.T) {
+	r := newRTT(200*time.Millisecond, time.Second)
+	r.sample(100 * time.Millisecond) // equal to the initial SRTT
+	if r.rto != 110*time.Millisecond {
+		t.Fatalf("rto %v, want 110ms (srtt 100ms + G)", r.rto)
+	}
+	for i := 0; i < 100; i++ {
+		r.sample(5 * time.Second)
+	}
+	if r.rto != time.Second {
+		t.Fatalf("rto %v not capped at 1s", r.rto)
+	}
+}
+
+func TestGiveUpAfter(t *testing.T) {
+	c, p := newClientWithPeer(t, func(cfg *Config) {
+		cfg.ResendInterval = 5 * time.Millisecond
+		cfg.GiveUpAfter = 200 * time.Millisecond
+	})
+	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ "))
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel did not give up")
+	}
+	if !errors.Is(c.Err(), ErrResendTimeout) {
+		t.Fatalf("err %v", c.Err())
+	}
+	if _, err := c.Write([]byte("y")); !errors.Is(err, ErrResendTimeout) {
+		t.Fatalf("write after give-up: %v", err)
+	}
+}
+
+func TestChannelClosed(t *testing.T) {
+	c, p := newClientWithPeer(t, nil)
+	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("last words"))
+	body, _ := wire.EncodeJSON(wire.ChannelClosed{SessionID: "s-1", MessageType: wire.TypeChannelClosed, SchemaVersion: 1, Output: "idle timeout"})
+	p.expect(wire.TypeAcknowledge)
+	p.send(wire.TypeChannelClosed, 0, wire.PayloadNone, body)
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "last words" {
+		t.Fatalf("read %q %v", got, err)
+	}
+	var ce *ClosedError
+	if !errors.As(c.Err(), &ce) || ce.Output != "idle timeout" || ce.SessionID != "s-1" {
+		t.Fatalf("err %v", c.Err())
+	}
+}
+
+// TestBackPressure: a reader that stops reading blocks the writer instead
+// of growing memory, and everything arrives once it reads again.
+func TestBackPressure(t *testing.T) {
+	small := func(cfg *Config) {
+		cfg.MaxPayloadSize = 1024
+		cfg.SendWindow = 16
+		cfg.SendWindowBytes = 64 << 10
+		cfg.ReceiveBuffer = 8 << 10
+		cfg.ReorderBufferBytes = 32 << 10
+		cfg.ResendInterval = 5 * time.Millisecond
+	}
+	client, agent := newPair(t, pairOptions{link: linkPipe, client: small, agent: small})
+	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	var written atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for off := 0; off < len(data); off += 4096 {
+			if _, err := agent.Write(data[off : off+4096]); err != nil {
+				done <- err
+				return
+			}
+			written.Add(4096)
+		}
+		done <- nil
+	}()
+	time.Sleep(300 * time.Millisecond)
+	stalled := written.Load()
+	if stalled >= int64(len(data)) {
+		t.Fatal("writer was not held back by a reader that does not read")
+	}
+	if s := client.Stats(); s.Buffered > 8<<10+1024 {
+		t.Fatalf("receive buffer over its bound: %+v", s)
+	}
+	got := make([]byte, len(data))
+	if _, err := readFull(client, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after back-pressure: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("writer stalled at %d of %d bytes while the reader paused", stalled, len(data))
+}
+
+func TestControlPackets(t *testing.T) {
+	for _, kms := range []bool{false, true} {
+		var mu sync.Mutex
+		var got []Packet
+		sizes := make(chan wire.SizeData, 4)
+		notReadyOnce := atomic.Bool{}
+		client, agent := newPair(t, pairOptions{link: linkPipe, kms: kms, sessionType: wire.SessionTypeNonInteractiveCommands,
+			client: func(cfg *Config) {
+				cfg.OnControl = func(p Packet) error {
+					mu.Lock()
+					got = append(got, Packet{Type: p.Type, Data: append([]byte(nil), p.Data...)})
+					mu.Unlock()
+					return nil
+				}
+			},
+			agent: func(cfg *Config) {
+				cfg.ResendInterval = 5 * time.Millisecond
+				cfg.OnControl = func(p Packet) error {
+					if p.Type == wire.PayloadSize {
+						if !notReadyOnce.Swap(true) {
+							return ErrNotReady // e.g. the pty does not exist yet
+						}
+						var s wire.SizeData
+						if err := json.Unmarshal(p.Data, &s); err != nil {
+							return err
+						}
+						sizes <- s
+					}
+					return nil
+				}
+			}})
+		if err := client.SendSize(132, 43); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-sizes:
+			if s.Cols != 132 || s.Rows != 43 {
+				t.Fatalf("size %+v", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("size never delivered after not-ready")
+		}
+		if _, err := agent.WriteStderr([]byte("oops")); err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.SendExitCode(3); err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(got) != 2 || got[0].Type != wire.PayloadStdErr || string(got[0].Data) != "oops" ||
+			got[1].Type != wire.PayloadExitCode || string(got[1].Data) != "EXIT_CODE: 3" {
+			t.Fatalf("kms=%v control packets %+v", kms, got)
+		}
+		mu.Unlock()
+		if err := client.SendFlag(wire.FlagTerminateSession); err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.SendSize(1, 1); !errors.Is(err, ErrWrongRole) {
+			t.Fatalf("agent SendSize: %v", err)
+		}
+		if _, err := client.WriteStderr(nil); !errors.Is(err, ErrWrongRole) {
+			t.Fatalf("client WriteStderr: %v", err)
+		}
+	}
+}
+
+// TestKMSPayloadsAreEncrypted looks at the frames on the wire.
+func TestKMSPayloadsAreEncrypted(t *testing.T) {
+	a, b := transport.Pipe()
+	tapA := &tap{MessageConn: a}
+	tapB := &tap{MessageConn: b}
+	kms := newFakeKMS()
+	client, _ := New(tapA, Config{Role: RoleClient, SessionID: "s", TargetID: "i-1", KeyService: kms})
+	agent, _ := New(tapB, Config{Role: RoleAgent, SessionID: "s", TargetID: "i-1", KeyService: kms,
+		Agent: AgentSession{SessionType: wire.SessionTypeStandardStream, KMSKeyID: "k"}})
+	defer client.Close()
+	defer agent.Close()
+	go agent.Handshake(context.Background())
+	if _, err := client.Handshake(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("the password is hunter2")
+	go agent.Write(secret)
+	buf := make([]byte, len(secret))
+	if _, err := readFull(client, buf); err != nil || !bytes.Equal(buf, secret) {
+		t.Fatal("decryption failed")
+	}
+	client.Write(secret)
+	readFull(agent, buf)
+	for _, f := range append(tapA.frames(), tapB.frames()...) {
+		if bytes.Contains(f, []byte("hunter2")) {
+			t.Fatal("plaintext on the wire")
+		}
+	}
+}
+
+type tap struct {
+	MessageConn
+	mu  sync.Mutex
+	out [][]byte
+}
+
+func (t *tap) WriteMessage(b []byte) error {
+	t.mu.Lock()
+	t.out = append(t.out, append([]byte(nil), b...))
+	t.mu.Unlock()
+	return t.MessageConn.WriteMessage(b)
+}
+
+func (t *tap) frames() [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.out
+}
+
+func TestHandshakeFailures(t *testing.T) {
+	t.Run("client without KMS", func(t *testing.T) {
+		a, b := transport.Pipe()
+		client, _ := New(a, Config{Role: RoleClient, SessionID: "s", TargetID: "i"})
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", KeyService: newFakeKMS(),
+			Agent: AgentSession{SessionType: wire.SessionTypeStandardStream, KMSKeyID: "k"}})
+		defer client.Close()
+		defer agent.Close()
+		go client.Handshake(context.Background())
+		_, err := agent.Handshake(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "KMSEncryption failed on client with status 2") {
+			t.Fatalf("agent handshake: %v", err)
+		}
+	})
+	t.Run("handshake response timeout", func(t *testing.T) {
+		_, b := transport.Pipe()
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", HandshakeTimeout: 50 * time.Millisecond,
+			Agent: AgentSession{SessionType: wire.SessionTypePort}})
+		defer agent.Close()
+		if _, err := agent.Handshake(context.Background()); !errors.Is(err, ErrHandshake) {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("unknown session type", func(t *testing.T) {
+		c, p := newClientWithPeer(t, nil)
+		params, _ := json.Marshal(wire.SessionTypeRequest{SessionType: "Bogus"})
+		req, _ := json.Marshal(wire.HandshakeRequest{AgentVersion: "3.3.1142.0",
+			RequestedClientActions: []wire.RequestedAction{{ActionType: wire.ActionSessionType, ActionParameters: params},
+				{ActionType: "Telepathy", ActionParameters: json.RawMessage(`{}`)}}})
+		p.send(wire.TypeOutputStreamData, 0, wire.PayloadHandshakeRequest, req)
+		p.expect(wire.TypeAcknowledge) // acked before processing (§11.24)
+		resp := p.expect(wire.TypeInputStreamData)
+		var hr wire.HandshakeResponse
+		if err := json.Unmarshal(resp.Payload, &hr); err != nil {
+			t.Fatal(err)
+		}
+		if hr.ProcessedClientActions[0].ActionStatus != wire.ActionFailed ||
+			!strings.Contains(hr.ProcessedClientActions[0].Error, "Unknown session type Bogus") ||
+			hr.ProcessedClientActions[1].ActionStatus != wire.ActionUnsupported || len(hr.Errors) != 2 ||
+			hr.ClientVersion != DefaultClientVersion {
+			t.Fatalf("response %+v", hr)
+		}
+		_ = c
+	})
+	t.Run("config", func(t *testing.T) {
+		a, _ := transport.Pipe()
+		for _, cfg := range []Config{{}, {Role: RoleAgent}, {Role: RoleClient, MaxPayloadSize: -1}, {Role: RoleClient, SendWindow: -3}} {
+			if _, err := New(a, cfg); !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("%+v: %v", cfg, err)
+			}
+		}
+		if _, err := New(nil, Config{Role: RoleClient}); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatal("nil conn accepted")
+		}
+	})
+}
+
+// TestAgentDropsDataBeforeHandshake (§4.8): client stream data that is not
+// a handshake reply is acked and dropped until the handshake completes.
+func TestAgentDropsDataBeforeHandshake(t *testing.T) {
+	a, b := transport.Pipe()
+	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypePort}})
+	defer agent.Close()
+	p := newPeer(t, a)
+	go agent.Handshake(context.Background())
+	req := p.expect(wire.TypeOutputStreamData)
+	if req.PayloadType != wire.PayloadHandshakeRequest || req.SequenceNumber != 0 || req.Flags != wire.FlagSYN {
+		t.Fatalf("request header %+v", req)
+	}
+	p.ack(req)
+	p.send(wire.TypeInputStreamData, 0, wire.PayloadOutput, []byte("too early"))
+	if ackedSeq(t, p.expect(wire.TypeAcknowledge)) != 0 {
+		t.Fatal("early data not acked")
+	}
+	resp, _ := json.Marshal(wire.HandshakeResponse{ClientVersion: "1.2.677.0", ProcessedClientActions: []wire.ProcessedAction{{ActionType: wire.ActionSessionType, ActionStatus: wire.ActionSuccess}}})
+	p.send(wire.TypeInputStreamData, 1, wire.PayloadHandshakeResponse, resp)
+	complete := p.expect(wire.TypeOutputStreamData)
+	if complete.PayloadType != wire.PayloadHandshakeComplete {
+		t.Fatalf("got %v", complete.PayloadType)
+	}
+	var hc wire.HandshakeComplete
+	if err := json.Unmarshal(complete.Payload, &hc); err != nil || hc.HandshakeTimeToComplete <= 0 {
+		t.Fatalf("complete %+v %v", hc, err)
+	}
+	p.send(wire.TypeInputStreamData, 2, wire.PayloadOutput, []byte("data"))
+	buf := make([]byte, 4)
+	if _, err := readFull(agent, buf); err != nil || string(buf) != "data" {
+		t.Fatalf("read %q %v (the early data must have been dropped)", buf, err)
+	}
+}
+
+// TestPausePublication: a paused agent buffers but does not transmit.
+func TestPausePublication(t *testing.T) {
+	a, b := transport.Pipe()
+	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+	defer agent.Close()
+	p := newPeer(t, a)
+	agent.Handshake(context.Background())
+	p.send(wire.TypePausePublication, 0, wire.PayloadNone, []byte("{}"))
+	time.Sleep(20 * time.Millisecond)
+	if _, err := agent.Write([]byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := p.next(300 * time.Millisecond); ok {
+		t.Fatalf("paused agent transmitted %s", m.MessageType)
+	}
+	p.send(wire.TypeStartPublication, 0, wire.PayloadNone, []byte("{}"))
+	m := p.expect(wire.TypeOutputStreamData)
+	if string(m.Payload) != "held" {
+		t.Fatalf("payload %q", m.Payload)
+	}
+}
+
+// TestReconnect: the connection drops; the Reconnect hook supplies a new
+// one and the session carries on with nothing lost.
+func TestReconnect(t *testing.T) {
+	ca, aa := transport.Pipe()
+	var mu sync.Mutex
+	agentSide := aa
+	newAgentConn := make(chan MessageConn, 4)
+	reconnects := 0
+	client, err := New(ca, Config{Role: RoleClient, SessionID: "s", TargetID: "i", ResendInterval: 5 * time.Millisecond,
+		Reconnect: func(ctx context.Context) (MessageConn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reconnects++
+			c, a := transport.Pipe()
+			select {
+			case newAgentConn <- a:
+			default:
+			}
+			return c, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	// The agent side: a Channel whose connection we swap by hand, the way
+	// the service relays both ends after a reconnect.
+	relay := &swappable{}
+	relay.set(agentSide)
+	agent, _ := New(relay, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", ResendInterval: 5 * time.Millisecond,
+		Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+	defer agent.Close()
+	agent.Handshake(context.Background())
+	agent.Write([]byte("a"))
+	client.Handshake(context.Background())
+	buf := make([]byte, 1)
+	readFull(client, buf)
+
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case c := <-newAgentConn:
+				relay.set(c)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	_ = aa.Close() // the service dropped the client's socket
+	if err := transfer(t, agent, client, 1<<20, 10000); err != nil {
+		t.Fatal(err)
+	}
+	if err := transfer(t, client, agent, 1<<20, 10000); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if reconnects == 0 {
+		t.Fatal("no reconnect happened")
+	}
+	mu.Unlock()
+}
+
+// swappable is a MessageConn whose underlying connection can change; reads
+// move to the new connection when the old one fails.
+type swappable struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	cur  MessageConn
+	gen  int
+	done bool
+}
+
+func (s *swappable) set(c MessageConn) {
+	s.mu.Lock()
+	if s.cond == nil {
+		s.cond = sync.NewCond(&s.mu)
+	}
+	s.cur = c
+	s.gen++
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+func (s *swappable) get() (MessageConn, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.gen
+}
+
+func (s *swappable) ReadMessage() ([]byte, error) {
+	for {
+		c, gen := s.get()
+		b, err := c.ReadMessage()
+		if err == nil {
+			return b, nil
+		}
+		s.mu.Lock()
+		for s.gen == gen && !s.done {
+			s.cond.Wait()
+		}
+		done := s.done
+		s.mu.Unlock()
+		if done {
+			return nil, err
+		}
+	}
+}
+
+func (s *swappable) WriteMessage(b []byte) error {
+	c, _ := s.get()
+	_ = c.WriteMessage(b) // lost while disconnected: the resend timer recovers
+	return nil
+}
+
+func (s *swappable) Close() error {
+	s.mu.Lock()
+	s.done = true
+	if s.cond != nil {
+		s.cond.Broadcast()
+	}
+	c := s.cur
+	s.mu.Unlock()
+	return c.Close()
+}
