@@ -1,0 +1,75 @@
+package fleet
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+)
+
+func TestFleetInMoto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs moto")
+	}
+	srv, err := motoserver.Start(context.Background(), motoserver.Options{})
+	if err != nil {
+		t.Skipf("moto: %v", err)
+	}
+	defer srv.Close()
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(srv.URL())}
+	ec2c, iamc := ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg)
+	ctx := context.Background()
+
+	n, err := EnsureNetwork(ctx, ec2c, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EnsureNetwork(ctx, ec2c, "us-east-1")
+	if err != nil || again.VpcID != n.VpcID || again.PublicSubnetID != n.PublicSubnetID || again.PrivateSubnetID != n.PrivateSubnetID {
+		t.Fatalf("second EnsureNetwork: %+v %v (first %+v)", again, err, n)
+	}
+	prof, err := EnsureInstanceProfile(ctx, iamc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2, err := EnsureInstanceProfile(ctx, iamc); err != nil || p2 != prof {
+		t.Fatalf("second EnsureInstanceProfile: %s %v", p2, err)
+	}
+	pol, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(RoleName)})
+	if err != nil || len(pol.AttachedPolicies) != 1 || aws.ToString(pol.AttachedPolicies[0].PolicyArn) != CorePolicyARN {
+		t.Fatalf("role policies %+v %v", pol, err)
+	}
+	insts, err := Launch(ctx, ec2c, n, prof, []Spec{{Name: "web-1", Tags: map[string]string{"env": "dev"}}, {Name: "norole", NoRole: true}, {Name: "isolated", Isolated: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(insts) != 3 || insts[2].SubnetID != n.PrivateSubnetID || insts[0].SubnetID != n.PublicSubnetID {
+		t.Fatalf("instances %+v", insts)
+	}
+	out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{insts[0].ID, insts[1].ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			hasProfile := i.IamInstanceProfile != nil
+			if (aws.ToString(i.InstanceId) == insts[0].ID) != hasProfile {
+				t.Fatalf("instance %s profile %v", aws.ToString(i.InstanceId), hasProfile)
+			}
+		}
+	}
+	rts, err := ec2c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: []ec2types.Filter{{Name: aws.String("association.subnet-id"), Values: []string{n.PrivateSubnetID}}}})
+	if err != nil || len(rts.RouteTables) != 1 {
+		t.Fatalf("isolated route table %v", err)
+	}
+	for _, r := range rts.RouteTables[0].Routes {
+		if aws.ToString(r.DestinationCidrBlock) == "0.0.0.0/0" {
+			t.Fatal("isolated subnet has a default route")
+		}
+	}
+}
