@@ -4,8 +4,13 @@
 // Every terraform process gets a CLI configuration (TF_CLI_CONFIG_FILE) written by New: providers
 // come from a filesystem mirror ($SSMKIT_TF_PLUGIN_DIR, else /opt/tf-plugins) with no direct
 // fallback, or from the registry when no mirror exists and SSMKIT_TF_REGISTRY=1 allows downloads.
-// All processes share one plugin cache under os.TempDir, so a provider is unpacked or downloaded
-// once per machine rather than once per test.
+// With a mirror, terraform symlinks the unpacked provider straight from it, so nothing is
+// copied per test. With the registry, all processes share one plugin cache under os.TempDir,
+// filled once under a file lock, so the provider is downloaded once per machine.
+//
+// The cache is deliberately not combined with a mirror: terraform then re-creates the cache's
+// link to the mirror on every init, and parallel inits race on it ("Failed to install
+// provider ... after installing"), which this package's first version hit.
 package tfharness
 
 import (
@@ -86,12 +91,14 @@ func hasProvider(dir string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// CLIConfig renders the terraform CLI configuration for src with the given plugin cache.
+// CLIConfig renders the terraform CLI configuration for src; cacheDir is used only for the
+// registry (see the package comment).
 func CLIConfig(src Source, cacheDir string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "plugin_cache_dir   = %q\n", cacheDir)
 	b.WriteString("disable_checkpoint = true\n")
-	if src.MirrorDir != "" {
+	if src.MirrorDir == "" {
+		fmt.Fprintf(&b, "plugin_cache_dir   = %q\n", cacheDir)
+	} else {
 		// No direct block: with a mirror, terraform must never fall back to the network.
 		fmt.Fprintf(&b, "\nprovider_installation {\n  filesystem_mirror {\n    path    = %q\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }\n}\n", src.MirrorDir)
 	}
@@ -106,7 +113,7 @@ type Harness struct {
 	Source Source
 	// CLIConfigFile is the generated CLI configuration.
 	CLIConfigFile string
-	// CacheDir is the shared plugin cache.
+	// CacheDir is the shared plugin cache, used with the registry only.
 	CacheDir string
 }
 
@@ -132,6 +139,9 @@ func New(t testing.TB) *Harness {
 		t.Fatalf("writing terraform CLI config: %v", err)
 	}
 	h := &Harness{Binary: bin, Source: src, CLIConfigFile: cfg, CacheDir: cache}
+	if src.MirrorDir != "" {
+		return h
+	}
 	if err := h.warmCache(t); err != nil {
 		t.Fatalf("warming terraform plugin cache %s from %s: %v", cache, src, err)
 	}

@@ -69,7 +69,7 @@ func TestResolveSource(t *testing.T) {
 
 func TestCLIConfig(t *testing.T) {
 	withMirror := CLIConfig(Source{MirrorDir: "/m"}, "/c")
-	for _, s := range []string{`plugin_cache_dir   = "/c"`, `filesystem_mirror`, `path    = "/m"`, `"registry.terraform.io/hashicorp/*"`} {
+	for _, s := range []string{`filesystem_mirror`, `path    = "/m"`, `"registry.terraform.io/hashicorp/*"`} {
 		if !strings.Contains(withMirror, s) {
 			t.Errorf("mirror config lacks %q:\n%s", s, withMirror)
 		}
@@ -77,7 +77,13 @@ func TestCLIConfig(t *testing.T) {
 	if strings.Contains(withMirror, "direct") {
 		t.Errorf("mirror config must not fall back to direct installation:\n%s", withMirror)
 	}
+	if strings.Contains(withMirror, "plugin_cache_dir") {
+		t.Errorf("mirror config must not use the plugin cache (parallel inits race on it):\n%s", withMirror)
+	}
 	registry := CLIConfig(Source{}, "/c")
+	if !strings.Contains(registry, `plugin_cache_dir   = "/c"`) {
+		t.Errorf("registry config lacks the shared cache:\n%s", registry)
+	}
 	if strings.Contains(registry, "provider_installation") {
 		t.Errorf("registry config should use the default installation:\n%s", registry)
 	}
