@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -360,9 +359,9 @@ func (s *Session) Close() error {
 
 // ended classifies how the session ended for the mode functions: nil for
 // a normal end (channel_closed, time-out, local Close), the error
-// otherwise. It also returns the lines to print to stderr, if any: the
-// service's reason, and with announce the official client's
-// "Exiting session" line.
+// otherwise. It also returns a line to print to stderr, if any: the
+// service's reason, or with announce the official client's "Exiting
+// session" line.
 func (s *Session) ended(announce bool) (string, error) {
 	err := s.Err()
 	var ce *datachannel.ClosedError
@@ -372,14 +371,14 @@ func (s *Session) ended(announce bool) (string, error) {
 	case errors.Is(err, ErrTimedOut):
 		return fmt.Sprintf("Session: %s timed out.", s.id), nil
 	case errors.As(err, &ce):
-		var lines []string
+		// The official client's wording (§3.4.2).
 		if ce.Output != "" {
-			lines = append(lines, ce.Output)
+			return fmt.Sprintf("SessionId: %s : %s", s.id, ce.Output), nil
 		}
 		if announce {
-			lines = append(lines, fmt.Sprintf("Exiting session with sessionId: %s.", s.id))
+			return fmt.Sprintf("Exiting session with sessionId: %s.", s.id), nil
 		}
-		return strings.Join(lines, "\n"), nil
+		return "", nil
 	case errors.Is(err, datachannel.ErrClosed):
 		return "", nil
 	}
