@@ -1,0 +1,375 @@
+// Package ssmapi is the sandbox's AWS API face: an http.Handler that speaks
+// AWS JSON 1.1 for the Systems Manager actions moto lacks (Session Manager,
+// managed-instance inventory, the default host management setting, the few
+// calls a real SSM Agent makes) and reverse-proxies every other request,
+// body untouched, to a moto server.
+//
+// Served here (X-Amz-Target AmazonSSM.<Op>): DescribeInstanceInformation,
+// StartSession, ResumeSession, TerminateSession, DescribeSessions,
+// GetConnectionStatus, UpdateInstanceInformation, ListInstanceAssociations,
+// and Get/Update/ResetServiceSetting for the default EC2 instance management
+// role; plus ec2messages (EC2WindowsMessageDeliveryService.*) with empty
+// answers. Errors use the AWS JSON 1.1 shape: HTTP 400, an x-amzn-ErrorType
+// header and {"__type":…,"message":…}.
+package ssmapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+)
+
+// Defaults for zero Options fields.
+const (
+	// DefaultAccountID is moto's default account id.
+	DefaultAccountID = "123456789012"
+	// DefaultRegion is the region assumed when none is configured.
+	DefaultRegion = "us-east-1"
+	// maxBody bounds the JSON bodies this package reads itself.
+	maxBody = 1 << 20
+)
+
+// Target prefixes of the AWS JSON 1.1 services this handler looks at.
+const (
+	ssmTargetPrefix        = "AmazonSSM."
+	ec2messagesTargetPrefx = "EC2WindowsMessageDeliveryService."
+)
+
+// Gateway is what ssmapi needs from the ssmmessages service (mgs.Service).
+type Gateway interface {
+	StartSession(ctx context.Context, spec mgs.SessionSpec) (streamURL, token string, err error)
+	ResumeSession(sessionID string) (token string, err error)
+	TerminateSession(sessionID, reason string) error
+	Sessions() []mgs.SessionInfo
+	Instances() []mgs.InstanceInfo
+}
+
+// DocumentGetter reads documents (the SSM client pointed at moto).
+type DocumentGetter interface {
+	GetDocument(ctx context.Context, in *ssm.GetDocumentInput, optFns ...func(*ssm.Options)) (*ssm.GetDocumentOutput, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// MotoURL is where every request this handler does not serve goes,
+	// e.g. "http://127.0.0.1:5000". Required.
+	MotoURL string
+	// Gateway is the ssmmessages service. Required.
+	Gateway Gateway
+	// Instances is the managed-instance registry. Nil means a fresh
+	// MemoryInstances.
+	Instances Instances
+	// Documents reads session documents. Nil means an SSM client for
+	// MotoURL with static credentials.
+	Documents DocumentGetter
+	// Region is reported in ARNs. Empty means DefaultRegion.
+	Region string
+	// AccountID is reported in ARNs. Empty means DefaultAccountID.
+	AccountID string
+	// Logf, if set, receives one line per notable event. It never receives
+	// tokens or credentials.
+	Logf func(format string, args ...any)
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+	// ProxyTransport carries proxied requests. Nil means http.DefaultTransport.
+	ProxyTransport http.RoundTripper
+}
+
+// Handler serves the sandbox's AWS API endpoint. Create it with New.
+type Handler struct {
+	opts  Options
+	now   func() time.Time
+	proxy *httputil.ReverseProxy
+	ops   map[string]func(*request) (any, error)
+
+	mu       sync.Mutex
+	settings map[string]serviceSetting
+}
+
+// New returns a Handler for opts.
+func New(opts Options) (*Handler, error) {
+	if opts.Gateway == nil {
+		return nil, errors.New("ssmapi: a gateway is required")
+	}
+	target, err := url.Parse(opts.MotoURL)
+	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
+		return nil, fmt.Errorf("ssmapi: moto url %q must be an absolute http(s) url", opts.MotoURL)
+	}
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = DefaultAccountID
+	}
+	if opts.Instances == nil {
+		opts.Instances = NewMemoryInstances()
+	}
+	if opts.Documents == nil {
+		opts.Documents = ssm.New(ssm.Options{
+			BaseEndpoint: aws.String(opts.MotoURL),
+			Region:       opts.Region,
+			Credentials:  credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
+			HTTPClient:   &http.Client{Transport: opts.ProxyTransport, Timeout: 30 * time.Second},
+		})
+	}
+	h := &Handler{opts: opts, now: opts.Now, settings: make(map[string]serviceSetting)}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:      opts.ProxyTransport,
+		ModifyResponse: modifyProxiedResponse,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			h.logf("proxy %s %s: %v", r.Method, r.URL.Path, err)
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the sandbox could not reach its moto backend")
+		},
+	}
+	h.ops = map[string]func(*request) (any, error){
+		"DescribeInstanceInformation": h.describeInstanceInformation,
+		"UpdateInstanceInformation":   h.updateInstanceInformation,
+		"ListInstanceAssociations":    h.listInstanceAssociations,
+		"GetConnectionStatus":         h.getConnectionStatus,
+		"StartSession":                h.startSession,
+		"ResumeSession":               h.resumeSession,
+		"TerminateSession":            h.terminateSession,
+		"DescribeSessions":            h.describeSessions,
+	}
+	return h, nil
+}
+
+// logf forwards to Options.Logf.
+func (h *Handler) logf(format string, args ...any) {
+	if h.opts.Logf != nil {
+		h.opts.Logf(format, args...)
+	}
+}
+
+// request is one AWS JSON 1.1 call this handler serves.
+type request struct {
+	ctx  context.Context
+	r    *http.Request
+	body []byte
+}
+
+// decode unmarshals the body into v; an empty body is an empty object.
+func (q *request) decode(v any) error {
+	b := bytes.TrimSpace(q.body)
+	if len(b) == 0 {
+		b = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		return &apiError{Type: "ValidationException", Message: "could not parse the request body as JSON: " + jsonErrorText(err)}
+	}
+	if dec.More() {
+		return &apiError{Type: "ValidationException", Message: "unexpected data after the JSON request body"}
+	}
+	return nil
+}
+
+// jsonErrorText describes a JSON error without echoing request data.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s must be %s", te.Field, te.Type)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "unexpected end of input"
+	}
+	return "malformed JSON"
+}
+
+// apiError is an AWS JSON 1.1 error.
+type apiError struct {
+	Status  int // 0 means 400
+	Type    string
+	Message string
+}
+
+// Error implements error.
+func (e *apiError) Error() string { return e.Type + ": " + e.Message }
+
+// errorf builds an apiError.
+func errorf(typ, format string, args ...any) *apiError {
+	return &apiError{Type: typ, Message: fmt.Sprintf(format, args...)}
+}
+
+// writeError writes an AWS JSON 1.1 error.
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
+	_, _ = w.Write(b)
+}
+
+// writeJSON writes a successful AWS JSON 1.1 answer.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "InternalServerError", "encoding the response failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// ServeHTTP serves the SSM actions listed in the package comment and proxies
+// everything else to moto.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	switch {
+	case strings.HasPrefix(target, ec2messagesTargetPrefx):
+		h.serveEC2Messages(w, r, strings.TrimPrefix(target, ec2messagesTargetPrefx))
+		return
+	case strings.HasPrefix(target, ssmTargetPrefix):
+		op := strings.TrimPrefix(target, ssmTargetPrefix)
+		if fn, ok := h.ops[op]; ok {
+			h.serve(w, r, fn)
+			return
+		}
+		if isServiceSettingOp(op) {
+			h.serveServiceSetting(w, r, op)
+			return
+		}
+	}
+	h.proxy.ServeHTTP(w, r)
+}
+
+// readBody reads a bounded request body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var me *http.MaxBytesError
+		if errors.As(err, &me) {
+			return nil, errorf("ValidationException", "request body larger than %d bytes", maxBody)
+		}
+		return nil, errorf("ValidationException", "reading the request body failed")
+	}
+	return b, nil
+}
+
+// serve runs one locally served operation.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn func(*request) (any, error)) {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusBadRequest, "ValidationException", "AWS JSON 1.1 operations must be POST")
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		h.writeErr(w, err)
+		return
+	}
+	out, err := fn(&request{ctx: r.Context(), r: r, body: body})
+	if err != nil {
+		h.writeErr(w, err)
+		return
+	}
+	writeJSON(w, out)
+}
+
+// writeErr writes err, which should be an *apiError; anything else is an
+// internal error whose text is logged but not sent.
+func (h *Handler) writeErr(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		status := ae.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, ae.Type, ae.Message)
+		return
+	}
+	h.logf("internal error: %v", err)
+	writeError(w, http.StatusInternalServerError, "InternalServerError", "internal error in the ssmkit sandbox")
+}
+
+// serveEC2Messages answers the ec2messages calls of a real agent: no
+// messages, ever (REAL-AGENT.md).
+func (h *Handler) serveEC2Messages(w http.ResponseWriter, r *http.Request, op string) {
+	body, err := readBody(w, r)
+	if err != nil {
+		h.writeErr(w, err)
+		return
+	}
+	var in struct {
+		Destination       string
+		MessagesRequestId string
+	}
+	_ = json.Unmarshal(body, &in)
+	switch op {
+	case "GetMessages":
+		writeJSON(w, map[string]any{
+			"Destination":       in.Destination,
+			"Messages":          []any{},
+			"MessagesRequestId": in.MessagesRequestId,
+		})
+	case "AcknowledgeMessage", "SendReply", "FailMessage", "DeleteMessage", "GetEndpoint":
+		writeJSON(w, map[string]any{})
+	default:
+		writeError(w, http.StatusBadRequest, "UnknownOperationException", "unknown operation "+op)
+	}
+}
+
+// modifyProxiedResponse turns non-JSON error answers from moto to AWS JSON
+// 1.1 requests (HTML for unknown actions, tracebacks for unimplemented ones)
+// into an AWS-shaped error, so SDK callers never see HTML.
+func modifyProxiedResponse(resp *http.Response) error {
+	req := resp.Request
+	if req == nil || req.Header.Get("X-Amz-Target") == "" || resp.StatusCode < 400 {
+		return nil
+	}
+	ct := resp.Header.Get("Content-Type")
+	if strings.Contains(ct, "json") && resp.Header.Get("X-Amzn-ErrorType") != "" {
+		return nil
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	_ = resp.Body.Close()
+	var probe struct {
+		Type string `json:"__type"`
+	}
+	if json.Unmarshal(raw, &probe) == nil && probe.Type != "" {
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		return nil
+	}
+	op := req.Header.Get("X-Amz-Target")
+	typ, msg := "UnknownOperationException", "the sandbox does not implement "+op
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented {
+		typ, msg = "InternalServerError", "the sandbox's moto backend failed on "+op
+	}
+	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+	resp.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp.Header.Set("X-Amzn-ErrorType", typ)
+	resp.StatusCode = http.StatusBadRequest
+	resp.Status = "400 Bad Request"
+	return nil
+}
+
+// epoch renders t as AWS JSON 1.1 timestamp (epoch seconds).
+func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
