@@ -1,0 +1,68 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// ParseParameters turns repeated "key=value" flags into StartSession
+// parameters. A key given more than once collects every value in order.
+func ParseParameters(kvs []string) (map[string][]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	params := map[string][]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("parameter %q is not key=value", kv)
+		}
+		params[k] = append(params[k], v)
+	}
+	return params, nil
+}
+
+// RunInteractive runs RunShell for the process: when isTTY says that in
+// (the process's stdin) is a terminal, it fills in sio.TTY, Resize and
+// Signals, and detaches from ctx's cancellation, because Ctrl-C must reach
+// the remote shell as a keystroke rather than end ssmkit (the CLI cancels
+// ctx on SIGINT); then only SIGTERM or SIGHUP end the session.
+func RunInteractive(ctx context.Context, s *Session, sio ShellIO, in *os.File, isTTY bool) error {
+	if in != nil && isTTY {
+		if tty := TerminalFor(in); tty != nil {
+			resize, signals, stop := NotifyTerminalSignals()
+			defer stop()
+			sio.TTY, sio.Resize, sio.Signals = tty, resize, signals
+			var cancel context.CancelFunc
+			ctx, cancel = signal.NotifyContext(context.WithoutCancel(ctx), syscall.SIGTERM, syscall.SIGHUP)
+			defer cancel()
+		}
+	}
+	return RunShell(ctx, s, sio)
+}
+
+// ClientsLoader returns a function that builds Clients from the AWS
+// configuration that load returns (the CLI's Factory.AWSConfig).
+func ClientsLoader(load func(ctx context.Context) (aws.Config, error)) func(ctx context.Context) (Clients, error) {
+	return func(ctx context.Context) (Clients, error) {
+		cfg, err := load(ctx)
+		if err != nil {
+			return Clients{}, err
+		}
+		return NewClients(cfg), nil
+	}
+}
+
+// DebugLogf returns a Logf that writes "debug: " lines to w.
+func DebugLogf(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "debug: "+format+"\n", args...)
+	}
+}
