@@ -1,0 +1,150 @@
+// Package exec implements `ssmkit exec`: run one command on a managed
+// node and exit with its status.
+package exec
+
+import (
+	"context"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/iostreams"
+	"github.com/ssmkit/ssmkit/pkg/session"
+)
+
+// ExecOptions are the inputs of `ssmkit exec`.
+type ExecOptions struct {
+	IO *iostreams.IOStreams
+	// Clients returns the AWS APIs, loading the configuration on first use.
+	Clients func(ctx context.Context) (session.Clients, error)
+	// Logf receives debug lines (--debug); nil discards them.
+	Logf func(format string, args ...any)
+
+	// Target is an instance ID, managed node ID or Name tag.
+	Target string
+	// Command is the command line to run remotely.
+	Command string
+	// TTY is --tty: run on a pty with AWS-StartInteractiveCommand.
+	TTY bool
+	// Document is --document; empty picks the AWS document for the mode.
+	Document string
+	// Reason is --reason.
+	Reason string
+}
+
+// NewCmdExec returns the `exec` command. runF replaces the run function in
+// tests.
+func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Command {
+	opts := &ExecOptions{IO: f.IOStreams}
+	cmd := &cobra.Command{
+		Use:   "exec <target> -- <command> [args...]",
+		Short: "Run a command on a managed node",
+		Long: "Run a command on a managed node over Session Manager and exit with its exit status.\n\n" +
+			"Without --tty the command runs without a terminal through AWS-StartNonInteractiveCommand;\n" +
+			"its stdout and stderr arrive on ssmkit's stdout and stderr. Separate streams and the exit\n" +
+			"status need a session document that sets separateOutputStream (pass it with --document);\n" +
+			"with the AWS-owned document the output is merged and the status is reported as 0.\n\n" +
+			"With --tty the command runs on a terminal through AWS-StartInteractiveCommand, for\n" +
+			"programs such as top or vim; Session Manager does not report the status then.\n\n" +
+			"Several arguments are quoted for the remote shell; a single argument is passed as is,\n" +
+			"so it may hold a whole shell command line.",
+		Example: "  ssmkit exec i-0123456789abcdef0 -- uptime\n" +
+			"  ssmkit exec web-1 -- 'journalctl -u nginx | tail -n 50'\n" +
+			"  ssmkit exec web-1 --tty -- top",
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash > 1 {
+				return cmdutil.FlagErrorf("put the command after --: ssmkit exec <target> -- <command>")
+			}
+			opts.Target = args[0]
+			opts.Command = JoinCommand(args[1:])
+			if strings.TrimSpace(opts.Command) == "" {
+				return cmdutil.FlagErrorf("the command is empty")
+			}
+			if opts.Clients == nil {
+				opts.Clients = session.ClientsLoader(f.AWSConfig)
+			}
+			if f.Options.Debug {
+				opts.Logf = session.DebugLogf(opts.IO.ErrOut)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return execRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.TTY, "tty", "t", false, "Run the command on a terminal (AWS-StartInteractiveCommand)")
+	cmd.Flags().StringVar(&opts.Document, "document", "", "Session document to run the command with")
+	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
+	return cmd
+}
+
+func execRun(ctx context.Context, opts *ExecOptions) error {
+	clients, err := opts.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	req := session.CommandRequest(opts.Target, opts.Command, opts.TTY, opts.Document)
+	req.Reason = opts.Reason
+	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if opts.TTY {
+		in, _ := opts.IO.In.(*os.File)
+		return session.RunInteractive(ctx, s, session.ShellIO{
+			Stdin:  opts.IO.In,
+			Stdout: opts.IO.Out,
+			Stderr: opts.IO.ErrOut,
+		}, in, opts.IO.IsStdinTTY())
+	}
+	code, err := session.RunCommand(ctx, s, session.CommandIO{Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut})
+	if err != nil {
+		return err
+	}
+	if code == session.NoExitCode {
+		if opts.Logf != nil {
+			opts.Logf("the session document reports no exit status (separateOutputStream is off)")
+		}
+		return nil
+	}
+	if code != 0 {
+		return cmdutil.ExitCodeError(code)
+	}
+	return nil
+}
+
+// JoinCommand turns arguments into one command line for the remote
+// shell: a single argument is used as is, several are quoted where needed
+// so that the remote side sees the same words.
+func JoinCommand(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	return strings.Join(quoted, " ")
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe.
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
