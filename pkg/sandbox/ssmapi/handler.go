@@ -355,11 +355,11 @@ func modifyProxiedResponse(resp *http.Response) error {
 		resp.Body = io.NopCloser(bytes.NewReader(raw))
 		return nil
 	}
+	// moto answers actions it does not implement with a bare HTML 500, the
+	// same page as for a crash; the former is by far the common cause.
 	op := req.Header.Get("X-Amz-Target")
-	typ, msg := "UnknownOperationException", "the sandbox does not implement "+op
-	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented {
-		typ, msg = "InternalServerError", "the sandbox's moto backend failed on "+op
-	}
+	typ := "UnknownOperationException"
+	msg := fmt.Sprintf("the ssmkit sandbox does not implement %s (its moto backend answered HTTP %d)", op, resp.StatusCode)
 	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	resp.ContentLength = int64(len(b))
