@@ -92,6 +92,11 @@ func (s *Service) serveControlChannel(w http.ResponseWriter, r *http.Request, in
 		s.logf("control channel %s: %v", instanceID, err)
 		return
 	}
+	untrack, ok := s.track(conn)
+	if !ok {
+		return
+	}
+	defer untrack()
 	cc = &controlConn{conn: conn}
 	defer func() { _ = conn.Close() }()
 

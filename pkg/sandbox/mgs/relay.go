@@ -145,6 +145,11 @@ func (s *Service) serveDataChannel(w http.ResponseWriter, r *http.Request, sessi
 		s.logf("data channel %s: %v", sessionID, err)
 		return
 	}
+	untrack, ok := s.track(conn)
+	if !ok {
+		return
+	}
+	defer untrack()
 	open, ok := s.readOpen(conn, "data channel "+sessionID)
 	if !ok {
 		_ = conn.Close()
@@ -309,11 +314,7 @@ func (s *Service) relayFromAgent(ss *session, p *peer) {
 		s.mu.Lock()
 		if ss.agent != p {
 			s.mu.Unlock()
-			if ss.terminated() {
-				// Keep reading until the agent closes its socket (§9.8).
-				continue
-			}
-			return
+			return // replaced by a newer agent socket
 		}
 		if mt == wire.TypeOutputStreamData && seq > ss.lastOutSeq {
 			ss.lastOutSeq = seq

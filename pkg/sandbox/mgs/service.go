@@ -111,7 +111,8 @@ type Service struct {
 	closed    bool
 	instances map[string]*instance
 	sessions  map[string]*session
-	order     []string // session ids in start order
+	order     []string                     // session ids in start order
+	conns     map[*transport.Conn]struct{} // every open websocket, for Close
 }
 
 // New returns a Service for opts.
@@ -165,6 +166,7 @@ func New(opts Options) (*Service, error) {
 		}},
 		instances: make(map[string]*instance),
 		sessions:  make(map[string]*session),
+		conns:     make(map[*transport.Conn]struct{}),
 	}, nil
 }
 
@@ -247,6 +249,25 @@ func tokenEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
+// track registers an accepted websocket so that Close can end it, and
+// returns the function that forgets it. It reports false (and closes conn)
+// if the service is closed.
+func (s *Service) track(conn *transport.Conn) (untrack func(), ok bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = conn.Close()
+		return nil, false
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}, true
+}
+
 // Close ends every channel and stops every timer. Sessions keep their
 // state for Sessions(); the service refuses new channels and sessions.
 func (s *Service) Close() error {
@@ -264,8 +285,15 @@ func (s *Service) Close() error {
 			inst.cc = nil
 		}
 	}
+	conns := make([]*transport.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
 	for _, ss := range s.sessions {
 		ss.stopTimersLocked()
+		if ss.agentCloseTimer != nil {
+			ss.agentCloseTimer.Stop()
+		}
 		for _, p := range []*peer{ss.agent, ss.client} {
 			if p != nil {
 				peers = append(peers, p)
@@ -279,6 +307,9 @@ func (s *Service) Close() error {
 	}
 	for _, c := range ccs {
 		_ = c.conn.Close()
+	}
+	for _, c := range conns {
+		_ = c.Close()
 	}
 	return nil
 }

@@ -546,3 +546,26 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+func TestCloseEndsPendingChannels(t *testing.T) {
+	e := newEnv(t, Options{})
+	// A socket that never sends its open frame, and a live control channel.
+	pending := newReader(e.dial("/v1/control-channel/i-2?role=subscribe&stream=input"))
+	cc := newReader(e.agentControl("i-1"))
+	waitFor(t, "pending socket tracked", func() bool {
+		e.svc.mu.Lock()
+		defer e.svc.mu.Unlock()
+		return len(e.svc.conns) == 2
+	})
+	if err := e.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pending.closed(t, wait)
+	cc.closed(t, wait)
+	if _, _, err := e.svc.StartSession(context.Background(), SessionSpec{SessionID: "a-1", Target: "i-1"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("StartSession after Close: %v", err)
+	}
+	if code, _ := e.post("/v1/control-channel/i-1", "{}"); code != http.StatusServiceUnavailable {
+		t.Errorf("CreateControlChannel after Close: %d", code)
+	}
+}
