@@ -31,7 +31,9 @@ const NoExitCode = -1
 // does not report one. If ctx ends first, the session is terminated and
 // ctx's error returned.
 func RunCommand(ctx context.Context, s *Session, cio CommandIO) (int, error) {
-	stderr := orDiscard(cio.Stderr)
+	stdout, stderr := gate(cio.Stdout), gate(cio.Stderr)
+	defer stdout.close()
+	defer stderr.close()
 	var code atomic.Int64
 	code.Store(NoExitCode)
 	s.setHandler(func(p datachannel.Packet) error {
@@ -54,7 +56,7 @@ func RunCommand(ctx context.Context, s *Session, cio CommandIO) (int, error) {
 
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(orDiscard(cio.Stdout), s.ch)
+		_, err := io.Copy(stdout, s.ch)
 		outDone <- err
 	}()
 	select {

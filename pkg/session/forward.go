@@ -83,7 +83,9 @@ func Forward(ctx context.Context, s *Session, opts ForwardOptions) error {
 		}
 	}
 	defer ln.Close()
-	f := &forwarder{s: s, ln: ln, stderr: orDiscard(opts.Stderr)}
+	stderr := gate(opts.Stderr)
+	defer stderr.close()
+	f := &forwarder{s: s, ln: ln, stderr: stderr}
 	s.setHandler(f.onControl)
 	if opts.OnReady != nil {
 		opts.OnReady(ln.Addr())

@@ -80,7 +80,9 @@ const (
 // sessionId: <id>.` on Stderr and a nil error. If ctx ends first, the
 // session is terminated and ctx's error returned.
 func RunShell(ctx context.Context, s *Session, sio ShellIO) error {
-	stderr := orDiscard(sio.Stderr)
+	stdout, stderr := gate(sio.Stdout), gate(sio.Stderr)
+	defer stdout.close()
+	defer stderr.close()
 	s.setHandler(func(p datachannel.Packet) error {
 		// The official client prints every payload type to stdout; keep
 		// stderr bytes on stderr.
@@ -124,7 +126,7 @@ func RunShell(ctx context.Context, s *Session, sio ShellIO) error {
 
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(orDiscard(sio.Stdout), s.ch)
+		_, err := io.Copy(stdout, s.ch)
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
@@ -216,4 +218,30 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// gatedWriter stops passing writes on once closed, so that goroutines
+// still draining the channel never write to the caller's streams after a
+// mode function has returned.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func gate(w io.Writer) *gatedWriter { return &gatedWriter{w: orDiscard(w)} }
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+func (g *gatedWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }

@@ -33,9 +33,11 @@ func Stream(ctx context.Context, s *Session, in io.Reader, out io.Writer) error 
 		}
 		return nil
 	})
+	gout := gate(out)
+	defer gout.close()
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(orDiscard(out), s.ch)
+		_, err := io.Copy(gout, s.ch)
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
