@@ -10,6 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	execCmd "github.com/ssmkit/ssmkit/pkg/cmd/exec"
+	forwardCmd "github.com/ssmkit/ssmkit/pkg/cmd/forward"
+	sshCmd "github.com/ssmkit/ssmkit/pkg/cmd/ssh"
+	startCmd "github.com/ssmkit/ssmkit/pkg/cmd/start"
 	versionCmd "github.com/ssmkit/ssmkit/pkg/cmd/version"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 )
@@ -64,6 +68,10 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 
 	// Commands.
 	cmd.AddCommand(versionCmd.NewCmdVersion(f, nil))
+	cmd.AddCommand(startCmd.NewCmdStart(f, nil))
+	cmd.AddCommand(execCmd.NewCmdExec(f, nil))
+	cmd.AddCommand(forwardCmd.NewCmdForward(f, nil))
+	cmd.AddCommand(sshCmd.NewCmdSSH(f, nil))
 
 	return cmd
 }
