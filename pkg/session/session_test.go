@@ -593,3 +593,26 @@ func TestStreamEndsWhenServerCloses(t *testing.T) {
 		t.Errorf("out = %q", out.String())
 	}
 }
+
+func TestResendTimeoutTerminates(t *testing.T) {
+	svc := sessiontest.New(t)
+	s, err := session.Open(testCtx(t), svc, session.StartRequest{Target: target}, session.Options{
+		Tune: func(c *datachannel.Config) {
+			c.GiveUpAfter = 300 * time.Millisecond
+			c.ResendInterval = 10 * time.Millisecond
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := startShell(t, testCtx(t), s, session.ShellIO{})
+	waitFor(t, "banner", func() bool { return r.stdout.String() == sessiontest.Banner })
+	svc.Blackhole(true)
+	r.write(t, "lost\n")
+	err = r.wait(t)
+	if !errors.Is(err, datachannel.ErrResendTimeout) {
+		t.Fatalf("RunShell = %v, want ErrResendTimeout", err)
+	}
+	waitFor(t, "TerminateSession", func() bool { return svc.Terminates() == 1 })
+}

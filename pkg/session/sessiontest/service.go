@@ -72,6 +72,7 @@ type Service struct {
 	resumeNull  atomic.Bool
 	startErr    atomic.Pointer[error]
 	closeOutput atomic.Pointer[string]
+	blackhole   atomic.Bool
 	resumes     atomic.Int32
 	terminates  atomic.Int32
 	rejected    atomic.Int32
@@ -123,6 +124,25 @@ func (s *Service) SetResumeNullToken(null bool) { s.resumeNull.Store(null) }
 // SetCloseOutput sets the Output of the channel_closed messages sent from
 // now on.
 func (s *Service) SetCloseOutput(out string) { s.closeOutput.Store(&out) }
+
+// Blackhole makes every agent ignore what the clients send, so nothing
+// is acknowledged any more, as with a service that stopped relaying.
+func (s *Service) Blackhole(on bool) { s.blackhole.Store(on) }
+
+// blackholeConn drops incoming messages while the service is a black hole.
+type blackholeConn struct {
+	datachannel.MessageConn
+	on *atomic.Bool
+}
+
+func (c blackholeConn) ReadMessage() ([]byte, error) {
+	for {
+		b, err := c.MessageConn.ReadMessage()
+		if err != nil || !c.on.Load() {
+			return b, err
+		}
+	}
+}
 
 // Starts returns the StartSession requests received so far.
 func (s *Service) Starts() []*ssm.StartSessionInput {
@@ -366,7 +386,7 @@ func (fs *fakeSession) accept(conn *transport.Conn) {
 func (fs *fakeSession) reconnect(ctx context.Context) (datachannel.MessageConn, error) {
 	select {
 	case c := <-fs.conns:
-		return c, nil
+		return blackholeConn{c, &fs.svc.blackhole}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-fs.ctx.Done():
@@ -422,7 +442,7 @@ func (fs *fakeSession) run(conn *transport.Conn) {
 	if fs.svc.Tune != nil {
 		fs.svc.Tune(&cfg)
 	}
-	ch, err := datachannel.New(conn, cfg)
+	ch, err := datachannel.New(blackholeConn{conn, &fs.svc.blackhole}, cfg)
 	if err != nil {
 		fs.svc.tb.Errorf("sessiontest: agent channel: %v", err)
 		_ = conn.Close()
