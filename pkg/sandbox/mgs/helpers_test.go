@@ -20,14 +20,14 @@ import (
 
 // env is one service behind a loopback HTTP server.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	svc *Service
 	srv *httptest.Server
 	cc  *reader // control channel of i-1, opened by pair
 }
 
 // newEnv starts a Service with opts (BaseURL is filled in).
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	e := &env{t: t}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.svc.ServeHTTP(w, r) })
@@ -179,7 +179,7 @@ func (e *env) session(id string) SessionInfo {
 	return SessionInfo{}
 }
 
-func writeJSONText(t *testing.T, c *transport.Conn, v any) {
+func writeJSONText(t testing.TB, c *transport.Conn, v any) {
 	t.Helper()
 	b, err := wire.EncodeJSON(v)
 	if err != nil {
@@ -191,7 +191,7 @@ func writeJSONText(t *testing.T, c *transport.Conn, v any) {
 }
 
 // frame builds a binary frame.
-func frame(t *testing.T, mt string, seq int64, pt wire.PayloadType, payload []byte) []byte {
+func frame(t testing.TB, mt string, seq int64, pt wire.PayloadType, payload []byte) []byte {
 	t.Helper()
 	m := wire.Message{MessageType: mt, SchemaVersion: 1, CreatedDate: 1700000000000, SequenceNumber: seq,
 		MessageID: uuid.New(), PayloadType: pt, Payload: payload}
@@ -228,7 +228,7 @@ func newReader(c *transport.Conn) *reader {
 }
 
 // next returns the next message or fails after d.
-func (r *reader) next(t *testing.T, d time.Duration) []byte {
+func (r *reader) next(t testing.TB, d time.Duration) []byte {
 	t.Helper()
 	select {
 	case res, ok := <-r.ch:
@@ -243,7 +243,7 @@ func (r *reader) next(t *testing.T, d time.Duration) []byte {
 }
 
 // nextOfType skips messages until one of type mt arrives.
-func (r *reader) nextOfType(t *testing.T, mt string, d time.Duration) wire.Message {
+func (r *reader) nextOfType(t testing.TB, mt string, d time.Duration) wire.Message {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -259,7 +259,7 @@ func (r *reader) nextOfType(t *testing.T, mt string, d time.Duration) wire.Messa
 }
 
 // quiet asserts that nothing arrives within d (other than types in allow).
-func (r *reader) quiet(t *testing.T, d time.Duration, allow ...string) {
+func (r *reader) quiet(t testing.TB, d time.Duration, allow ...string) {
 	t.Helper()
 	timer := time.After(d)
 	for {
@@ -283,7 +283,7 @@ func (r *reader) quiet(t *testing.T, d time.Duration, allow ...string) {
 }
 
 // closed waits until the connection ends.
-func (r *reader) closed(t *testing.T, d time.Duration) {
+func (r *reader) closed(t testing.TB, d time.Duration) {
 	t.Helper()
 	timer := time.After(d)
 	for {
@@ -298,7 +298,7 @@ func (r *reader) closed(t *testing.T, d time.Duration) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
@@ -310,7 +310,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // checkGoroutines fails if the goroutine count does not return to base.
-func checkGoroutines(t *testing.T, base int) {
+func checkGoroutines(t testing.TB, base int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -182,7 +182,7 @@ func TestStartSessionValidation(t *testing.T) {
 }
 
 // pair starts a session and connects agent and client data channels.
-func pair(t *testing.T, e *env, mod func(*SessionSpec)) (id string, cc, agent, client *reader, ac, cl interface {
+func pair(t testing.TB, e *env, mod func(*SessionSpec)) (id string, cc, agent, client *reader, ac, cl interface {
 	WriteMessage([]byte) error
 	Close() error
 }) {
@@ -362,6 +362,9 @@ func TestAgentGoneEndsSession(t *testing.T) {
 }
 
 func TestAgentReconnectKeepsSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the reconnect grace")
+	}
 	e := newEnv(t, Options{AgentReconnectGrace: 2 * time.Second})
 	id, _, _, client, ac, cl := pair(t, e, nil)
 	_ = ac.Close()
@@ -538,7 +541,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	checkGoroutines(t, base)
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
