@@ -77,7 +77,12 @@ func openShell(t *testing.T, f *fakeMGS, sid string, doc wire.SessionDocument, c
 	defer cancel()
 	info, err := ch.Handshake(ctx)
 	if err != nil {
-		t.Fatalf("handshake: %v", err)
+		// A short session may be over before Handshake notices it was
+		// ready; what it established is still there.
+		var ce *datachannel.ClosedError
+		if info = ch.Info(); !errors.As(err, &ce) || info.SessionType == "" {
+			t.Fatalf("handshake: %v", err)
+		}
 	}
 	return ch, info, collect(ch)
 }
@@ -597,7 +602,11 @@ func TestRunAs(t *testing.T) {
 			startAgent(t, f, nil)
 			sid := "runas-" + strings.ReplaceAll(tc.name, " ", "-")
 			doc := shellDoc(wire.SessionInputs{RunAsEnabled: true, RunAsDefaultUser: tc.user})
-			ch, _, out := openShell(t, f, sid, doc, datachannel.Config{})
+			// No Handshake call: a failing session may be closed before it
+			// returns. Output is readable either way.
+			f.startSession(sid, doc, "")
+			ch := f.connectClient(t, sid, datachannel.Config{})
+			out := collect(ch)
 			if tc.ok {
 				if _, err := ch.Write([]byte("echo uid=$(id -u) home=$HOME\nexit\n")); err != nil {
 					t.Fatal(err)
@@ -630,4 +639,8 @@ func TestInvalidDocumentFails(t *testing.T) {
 			t.Errorf("document %d: agent_task_complete = %+v", i, tc.Body)
 		}
 	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

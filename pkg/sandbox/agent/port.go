@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
@@ -162,6 +161,7 @@ func (p *portPlugin) serveMux(ch *datachannel.Channel, clientVersion string) (st
 	}
 	pctx, stop := context.WithCancel(s.ctx)
 	defer stop()
+	s.ledger.disable()
 	s.setHandler(p.portFlagHandler(nil))
 	s.logf("port forwarding (smux, keepalive %v) to %v", !cfg.KeepAliveDisabled, p.targets)
 
@@ -239,66 +239,52 @@ func (p *portPlugin) serveStream(ctx context.Context, ch *datachannel.Channel, s
 	<-clientDone
 }
 
-// Basic-mode DisconnectToPort states (see serveBasic).
-const (
-	discIdle     int32 = iota // no flag pending
-	discDraining              // flag seen, held unacked while earlier data drains
-	discDone                  // old connection closed; the resent flag is accepted
-)
-
 // basicPort is the state of one basic-mode session.
 type basicPort struct {
-	p  *portPlugin
-	ch *datachannel.Channel
+	p      *portPlugin
+	ch     *datachannel.Channel
+	ledger *inputLedger
 
-	mu   sync.Mutex
-	conn net.Conn // current destination connection, or nil
-
-	disc     atomic.Int32
-	drainReq chan struct{}
-	holding  atomic.Bool // the reader holds bytes it has not written yet
-	end      chan [2]string
+	mu      sync.Mutex
+	conn    net.Conn // current destination connection, or nil
+	written int64    // client bytes handled (written or discarded)
+	cuts    []int64  // offsets at which DisconnectToPort closes the connection
+	end     chan [2]string
 }
 
 // serveBasic forwards one TCP connection at a time (§8.3, §8.6).
 //
-// DisconnectToPort must close the connection only after the bytes the
-// client sent before it have been written to it. The data channel hands
-// Output bytes to Read and flags to the handler separately, so the flag is
-// held unacknowledged (no later message is delivered meanwhile) until the
-// reader has drained the earlier bytes; the connection is then closed and
-// the client's retransmission of the flag is accepted.
+// DisconnectToPort must close the connection after the bytes the client
+// sent before it, and before the bytes it sends after it (which belong to
+// the next connection). The data channel hands Output bytes to Read and
+// flags to the handler separately, so the session's inputLedger works out
+// each flag's position in the byte stream, and the reader cuts the
+// connection exactly there.
 func (p *portPlugin) serveBasic(ch *datachannel.Channel) (string, string) {
 	s := p.s
-	b := &basicPort{p: p, ch: ch, drainReq: make(chan struct{}, 1), end: make(chan [2]string, 1)}
+	b := &basicPort{p: p, ch: ch, ledger: s.ledger, end: make(chan [2]string, 1)}
 	conn, err := p.dial(s.ctx)
 	if err != nil {
 		s.logf("%v", err)
 		return taskFailed, err.Error()
 	}
-	b.setConn(conn)
+	b.conn = conn
+	s.goroutine(func() { b.readDestination(conn) })
 	s.setHandler(p.portFlagHandler(b.onDisconnect))
 	s.logf("port forwarding (basic, type %q) to %v", p.typ, p.targets)
 	s.goroutine(b.readClient)
 
 	var status, output string
-	for status == "" {
-		select {
-		case <-b.drainReq:
-			b.drain()
-		case r := <-b.end:
-			status, output = r[0], r[1]
-		case <-s.ctx.Done():
-			status, output = s.channelEnded(ch)
-		case <-ch.Done():
-			status, output = s.channelEnded(ch)
-		}
+	select {
+	case r := <-b.end:
+		status, output = r[0], r[1]
+	case <-s.ctx.Done():
+		status, output = s.channelEnded(ch)
+	case <-ch.Done():
+		status, output = s.channelEnded(ch)
 	}
 	b.mu.Lock()
-	if b.conn != nil {
-		_ = b.conn.Close()
-		b.conn = nil
-	}
+	b.closeConnLocked()
 	b.mu.Unlock()
 	return status, output
 }
@@ -310,11 +296,11 @@ func (b *basicPort) finish(status, output string) {
 	}
 }
 
-// setConn makes c the current connection and starts copying its data to
-// the client. Call with b.mu held or before other goroutines start.
-func (b *basicPort) setConn(c net.Conn) {
-	b.conn = c
-	b.p.s.goroutine(func() { b.readDestination(c) })
+func (b *basicPort) closeConnLocked() {
+	if b.conn != nil {
+		_ = b.conn.Close()
+		b.conn = nil
+	}
 }
 
 // readDestination copies one destination connection to the client.
@@ -354,19 +340,46 @@ func (b *basicPort) readDestination(c net.Conn) {
 	// LocalPortForwarding: wait; the next client data redials (§8.3).
 }
 
-// readClient writes client Output to the current connection, redialling
-// when there is none.
+// readClient writes client Output to the current connection, cutting it at
+// each DisconnectToPort and redialling for the bytes after it.
 func (b *basicPort) readClient() {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := b.ch.Read(buf)
-		if n > 0 {
-			b.holding.Store(true)
-			if !b.write(buf[:n]) {
-				b.holding.Store(false)
-				return
+		data := buf[:n]
+		for len(data) > 0 {
+			b.mu.Lock()
+			k := len(data)
+			if len(b.cuts) > 0 && b.cuts[0]-b.written < int64(k) {
+				k = int(b.cuts[0] - b.written)
 			}
-			b.holding.Store(false)
+			if k <= 0 { // defensive: cutLocked keeps cuts ahead of written
+				b.cutLocked()
+				b.mu.Unlock()
+				continue
+			}
+			c := b.conn
+			b.mu.Unlock()
+			if c == nil && b.p.typ == portTypeLocal {
+				nc, derr := b.p.dial(b.p.s.ctx)
+				if derr != nil {
+					b.finish(taskFailed, derr.Error())
+					return
+				}
+				b.mu.Lock()
+				b.conn = nc
+				b.mu.Unlock()
+				b.p.s.goroutine(func() { b.readDestination(nc) })
+				c = nc
+			}
+			if c != nil {
+				_, _ = c.Write(data[:k]) // a failed write shows up as a read error
+			}
+			b.mu.Lock()
+			b.written += int64(k)
+			b.cutLocked()
+			b.mu.Unlock()
+			data = data[k:]
 		}
 		if err != nil {
 			return
@@ -374,79 +387,119 @@ func (b *basicPort) readClient() {
 	}
 }
 
-func (b *basicPort) write(data []byte) bool {
-	b.mu.Lock()
-	c := b.conn
-	if c == nil {
-		if b.p.typ != portTypeLocal {
-			b.mu.Unlock()
-			return true // the session is ending with the destination
-		}
-		nc, err := b.p.dial(b.p.s.ctx)
-		if err != nil {
-			b.mu.Unlock()
-			b.finish(taskFailed, err.Error())
-			return false
-		}
-		b.setConn(nc)
-		c = nc
+// cutLocked closes the connection for every DisconnectToPort whose
+// position the reader has reached.
+func (b *basicPort) cutLocked() {
+	for len(b.cuts) > 0 && b.cuts[0] <= b.written {
+		b.cuts = b.cuts[1:]
+		b.closeConnLocked()
+		b.p.s.logf("client disconnected from the port; waiting for the next connection")
 	}
-	b.mu.Unlock()
-	_, _ = c.Write(data) // a failed write shows up as a read error
-	return true
 }
 
-// onDisconnect is the DisconnectToPort handler; it runs on the channel's
-// receive goroutine and must not block.
+// onDisconnect is the DisconnectToPort handler. It runs on the channel's
+// receive goroutine, after every byte sent before the flag has been handed
+// to Read and before any byte sent after it.
 func (b *basicPort) onDisconnect() error {
-	switch b.disc.Load() {
-	case discIdle:
-		b.disc.Store(discDraining)
-		select {
-		case b.drainReq <- struct{}{}:
-		default:
+	at, ok := b.ledger.nextCut()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !ok {
+		at = b.written // cannot happen; close at once rather than never
+	}
+	b.cuts = append(b.cuts, at)
+	b.cutLocked()
+	return nil
+}
+
+// inputLedger follows a Port session's input_stream_data frames as they
+// arrive, in sequence order, to find where each DisconnectToPort flag falls
+// in the client's Output byte stream. Port sessions are never encrypted, so
+// payload lengths are the byte counts Read delivers.
+type inputLedger struct {
+	mu    sync.Mutex
+	off   bool
+	next  int64                 // first sequence number not yet seen in order
+	bytes int64                 // Output bytes in the messages before next
+	ahead map[int64]ledgerEntry // messages that arrived early
+	cuts  []int64               // flag offsets not yet taken by nextCut
+}
+
+type ledgerEntry struct {
+	output     int
+	disconnect bool
+}
+
+// maxLedgerAhead bounds the early arrivals kept (the agent's reorder buffer).
+const maxLedgerAhead = 100000
+
+func newInputLedger() *inputLedger { return &inputLedger{ahead: make(map[int64]ledgerEntry)} }
+
+// disable stops the ledger (smux mode ignores DisconnectToPort).
+func (l *inputLedger) disable() {
+	l.mu.Lock()
+	l.off, l.ahead, l.cuts = true, nil, nil
+	l.mu.Unlock()
+}
+
+// observe takes one frame the data channel is about to process.
+func (l *inputLedger) observe(frame []byte) {
+	l.mu.Lock()
+	off := l.off
+	l.mu.Unlock()
+	if off {
+		return
+	}
+	m, err := wire.Decode(frame)
+	if err != nil || m.MessageType != wire.TypeInputStreamData {
+		return
+	}
+	var e ledgerEntry
+	switch m.PayloadType {
+	case wire.PayloadOutput:
+		e.output = len(m.Payload)
+	case wire.PayloadFlag:
+		f, err := wire.DecodeFlag(m.Payload)
+		e.disconnect = err == nil && f == wire.FlagDisconnectToPort
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch seq := m.SequenceNumber; {
+	case l.off || seq < l.next:
+		return // a duplicate
+	case seq > l.next:
+		if len(l.ahead) < maxLedgerAhead {
+			l.ahead[seq] = e
 		}
-		return datachannel.ErrNotReady
-	case discDraining:
-		return datachannel.ErrNotReady
-	default:
-		b.disc.Store(discIdle)
-		return nil
+		return
+	}
+	l.apply(e)
+	for {
+		e, ok := l.ahead[l.next]
+		if !ok {
+			return
+		}
+		delete(l.ahead, l.next)
+		l.apply(e)
 	}
 }
 
-// drainSettle covers the instant between the reader's Read returning and
-// it marking itself as holding bytes.
-const drainSettle = 10 * time.Millisecond
+func (l *inputLedger) apply(e ledgerEntry) {
+	if e.disconnect {
+		l.cuts = append(l.cuts, l.bytes)
+	}
+	l.bytes += int64(e.output)
+	l.next++
+}
 
-// drain waits until the bytes sent before DisconnectToPort have been
-// written, then closes the connection.
-func (b *basicPort) drain() {
-	ctx := b.p.s.ctx
-	for {
-		if b.ch.Stats().Buffered == 0 && !b.holding.Load() {
-			select {
-			case <-time.After(drainSettle):
-			case <-ctx.Done():
-				return
-			}
-			if b.ch.Stats().Buffered == 0 && !b.holding.Load() {
-				break
-			}
-			continue
-		}
-		select {
-		case <-time.After(2 * time.Millisecond):
-		case <-ctx.Done():
-			return
-		}
+// nextCut returns the offset of the next DisconnectToPort flag.
+func (l *inputLedger) nextCut() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.cuts) == 0 {
+		return 0, false
 	}
-	b.mu.Lock()
-	if b.conn != nil {
-		_ = b.conn.Close()
-		b.conn = nil
-	}
-	b.mu.Unlock()
-	b.p.s.logf("client disconnected from the port; waiting for the next connection")
-	b.disc.Store(discDone)
+	at := l.cuts[0]
+	l.cuts = l.cuts[1:]
+	return at, true
 }

@@ -48,6 +48,9 @@ type session struct {
 	// stateSent is signalled each time an agent_session_state message has
 	// been written to the websocket (see trackedConn).
 	stateSent chan struct{}
+	// ledger follows a Port session's input (see inputLedger); nil for
+	// other session types.
+	ledger *inputLedger
 
 	wg       sync.WaitGroup // plugin goroutines
 	mu       sync.Mutex
@@ -56,8 +59,12 @@ type session struct {
 
 func newSession(parent context.Context, a *Agent, task wire.AgentTaskPayload) *session {
 	ctx, cancel := context.WithCancelCause(parent)
-	return &session{a: a, task: task, doc: &task.DocumentContent, id: task.SessionID, ctx: ctx, cancel: cancel,
+	s := &session{a: a, task: task, doc: &task.DocumentContent, id: task.SessionID, ctx: ctx, cancel: cancel,
 		stateSent: make(chan struct{}, 4)}
+	if task.DocumentContent.SessionType == wire.SessionTypePort {
+		s.ledger = newInputLedger()
+	}
+	return s
 }
 
 func (s *session) logf(format string, args ...any) {
@@ -192,13 +199,23 @@ func (s *session) reconnect(ctx context.Context) (datachannel.MessageConn, error
 // trackedConn reports when agent_session_state messages have actually been
 // written. The data channel queues them; closing it right after could
 // drop Terminating, which the service needs to end the client's side.
+// It also shows Port sessions' incoming frames to their ledger.
 type trackedConn struct {
 	datachannel.MessageConn
-	sent chan<- struct{}
+	sent   chan<- struct{}
+	ledger *inputLedger
 }
 
 func (s *session) track(c datachannel.MessageConn) datachannel.MessageConn {
-	return &trackedConn{MessageConn: c, sent: s.stateSent}
+	return &trackedConn{MessageConn: c, sent: s.stateSent, ledger: s.ledger}
+}
+
+func (c *trackedConn) ReadMessage() ([]byte, error) {
+	b, err := c.MessageConn.ReadMessage()
+	if err == nil && c.ledger != nil {
+		c.ledger.observe(b)
+	}
+	return b, err
 }
 
 func (c *trackedConn) WriteMessage(b []byte) error {
