@@ -11,7 +11,11 @@
 //     reads: output flows as fast as the data channel takes it;
 //   - it never creates users: without runAsEnabled the shell runs as the
 //     agent's own user (the real agent creates and uses ssm-user), and a
-//     RunAs user that does not exist fails the session;
+//     RunAs user that does not exist fails the session with a message to
+//     the client. With runAsEnabled, the task's RunAsUser or else the
+//     document's runAsDefaultUser is used for all three shell-like session
+//     types ("root" is refused; switching needs the agent to run as root);
+//     runAsElevated is ignored;
 //   - NonInteractiveCommands run through "sh -c" rather than being split
 //     shell-style and executed directly;
 //   - the VPC-derived part of the port-forwarding deny list (the VPC's first
@@ -29,7 +33,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -67,14 +70,17 @@ const (
 	DefaultDialTimeout = 30 * time.Second
 )
 
-// DefaultDeniedRemoteIPs are the addresses a Port session may never forward
-// to (§8.1): the instance metadata, DNS, time and other link-local services.
-var DefaultDeniedRemoteIPs = []string{
-	"169.254.169.254", "fd00:ec2::254",
-	"169.254.169.253", "fd00:ec2::253",
-	"169.254.169.123", "fd00:ec2::123",
-	"169.254.169.250", "169.254.169.251",
-	"fd00:ec2::240",
+// DefaultDeniedRemoteIPs returns the addresses a Port session may never
+// forward to (§8.1): the instance metadata, DNS, time and other link-local
+// services of EC2.
+func DefaultDeniedRemoteIPs() []string {
+	return []string{
+		"169.254.169.254", "fd00:ec2::254",
+		"169.254.169.253", "fd00:ec2::253",
+		"169.254.169.123", "fd00:ec2::123",
+		"169.254.169.250", "169.254.169.251",
+		"fd00:ec2::240",
+	}
 }
 
 // ErrInvalidConfig is wrapped by the errors Run returns for a bad Config.
@@ -129,7 +135,7 @@ type Config struct {
 	Transcripts TranscriptSink
 
 	// DeniedRemoteIPs are the addresses Port sessions refuse to forward to
-	// when the document names a host; nil means DefaultDeniedRemoteIPs.
+	// when the document names a host; nil means DefaultDeniedRemoteIPs().
 	DeniedRemoteIPs []string
 
 	// Offline makes Run never connect (a broken agent for the doctor).
@@ -186,7 +192,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Env = os.Environ()
 	}
 	if c.DeniedRemoteIPs == nil {
-		c.DeniedRemoteIPs = DefaultDeniedRemoteIPs
+		c.DeniedRemoteIPs = DefaultDeniedRemoteIPs()
 	}
 	if c.ReconnectDelay <= 0 {
 		c.ReconnectDelay = DefaultReconnectDelay
@@ -294,6 +300,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("agent is already running")
 	}
+	if a.ctx.Err() != nil {
+		a.mu.Unlock()
+		return nil // closed before it ran
+	}
 	a.running = true
 	a.runDone = make(chan struct{})
 	done := a.runDone
@@ -379,8 +389,3 @@ func (a *Agent) InstanceID() string { return a.cfg.InstanceID }
 
 // Version returns the version the agent reports.
 func (a *Agent) Version() string { return a.cfg.AgentVersion }
-
-// deniedIP reports whether ip is on the port-forwarding deny list.
-func (a *Agent) deniedIP(ip string) bool {
-	return slices.Contains(a.cfg.DeniedRemoteIPs, ip)
-}
