@@ -325,7 +325,7 @@ func runAWS(t *testing.T, env map[string]string, args ...string) (testRun, aws.C
 	cmd := NewCmdRoot(f)
 	var cfg aws.Config
 	cmd.AddCommand(&cobra.Command{
-		Use: "start <target>", Args: cobra.ExactArgs(1),
+		Use: "fake-start <target>", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			var err error
 			if cfg, err = f.AWSConfig(c.Context()); err != nil {
@@ -357,7 +357,7 @@ func TestAWSEndToEnd(t *testing.T) {
 		isolateAWS(t)
 		t.Setenv("AWS_REGION", "ap-south-1")
 		env := map[string]string{"AWS_SECRET_ACCESS_KEY": fakeSecret, "AWS_SESSION_TOKEN": fakeToken}
-		r, cfg := runAWS(t, env, "start", "i-0123456789abcdef0", "--region", "eu-north-1", "--endpoint-url", srv.URL, "--debug")
+		r, cfg := runAWS(t, env, "fake-start", "i-0123456789abcdef0", "--region", "eu-north-1", "--endpoint-url", srv.URL, "--debug")
 		if r.code != 1 {
 			t.Fatalf("code = %d, stderr = %q", r.code, r.stderr)
 		}
@@ -385,7 +385,7 @@ func TestAWSEndToEnd(t *testing.T) {
 	t.Run("missing region", func(t *testing.T) {
 		isolateAWS(t)
 		before := requests
-		r, _ := runAWS(t, nil, "start", "i-0123456789abcdef0", "--endpoint-url", srv.URL)
+		r, _ := runAWS(t, nil, "fake-start", "i-0123456789abcdef0", "--endpoint-url", srv.URL)
 		if r.code != 1 {
 			t.Fatalf("code = %d", r.code)
 		}
@@ -401,7 +401,7 @@ func TestAWSEndToEnd(t *testing.T) {
 		isolateAWS(t)
 		t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "does-not-exist", "config"))
 		before := requests
-		for _, args := range [][]string{{"start", "--help"}, {"start"}, {"version"}} {
+		for _, args := range [][]string{{"fake-start", "--help"}, {"fake-start"}, {"version"}} {
 			r, _ := runAWS(t, nil, append(args, "--profile", "no-such-profile")...)
 			if strings.Contains(r.stderr, "profile") {
 				t.Errorf("%v touched the AWS config: %q", args, r.stderr)
