@@ -376,3 +376,22 @@ func TestPortRemoteHost(t *testing.T) {
 	}
 	out.waitFor(t, "remote\n", 10*time.Second)
 }
+
+// An old agent version is what clients see in the handshake (and why they
+// pick basic port mode); the agent's own mode still follows the client.
+func TestOldAgentVersionReported(t *testing.T) {
+	t.Parallel()
+	echo := newEchoServer(t)
+	f := newFakeMGS(t)
+	startAgent(t, f, func(c *Config) { c.AgentVersion = "3.0.161.0" })
+	ch, info := openPort(t, f, "alice-0a1b2c3d4e5f60107", `{"portNumber":"`+echo.port()+`","type":"LocalPortForwarding"}`,
+		datachannel.Config{ClientVersion: "1.0.0.0"})
+	if info.AgentVersion != "3.0.161.0" {
+		t.Fatalf("agent version %q", info.AgentVersion)
+	}
+	out := collect(ch)
+	if _, err := ch.Write([]byte("basic\n")); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "basic\n", 10*time.Second)
+}
