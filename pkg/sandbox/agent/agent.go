@@ -228,19 +228,19 @@ func (c Config) withDefaults() (Config, error) {
 // parseEndpoint checks an ssmmessages base URL.
 func parseEndpoint(raw string) (*url.URL, error) {
 	if raw == "" {
-		return nil, errors.New("Endpoint is required")
+		return nil, errors.New("an Endpoint is required")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("Endpoint %q is not a URL", raw)
+		return nil, fmt.Errorf("endpoint %q is not a URL", raw)
 	}
 	switch u.Scheme {
 	case "http", "https":
 	default:
-		return nil, fmt.Errorf("Endpoint %q must start with http:// or https://", raw)
+		return nil, fmt.Errorf("endpoint %q must start with http:// or https://", raw)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("Endpoint %q has no host", raw)
+		return nil, fmt.Errorf("endpoint %q has no host", raw)
 	}
 	return u, nil
 }

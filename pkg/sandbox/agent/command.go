@@ -40,22 +40,22 @@ func newCommandPlugin(s *session) (*commandPlugin, error) {
 	props := platformProperties(s.doc.Properties)
 	c, err := propString(props, "commands")
 	if err != nil {
-		return nil, fmt.Errorf("NonInteractiveCommands: %w", err)
+		return nil, fmt.Errorf("non-interactive commands session: %w", err)
 	}
 	if c == "" {
-		return nil, errors.New("NonInteractiveCommands: the document has no properties.linux.commands")
+		return nil, errors.New("non-interactive commands session: the document has no properties.linux.commands")
 	}
 	p := &commandPlugin{s: s, commands: c, separate: propBool(props, "separateOutputStream")}
 	if p.separate {
 		if p.outPrefix, err = propString(props, "stdOutSeparatorPrefix"); err != nil {
-			return nil, fmt.Errorf("NonInteractiveCommands: %w", err)
+			return nil, fmt.Errorf("non-interactive commands session: %w", err)
 		}
 		if p.errPrefix, err = propString(props, "stdErrSeparatorPrefix"); err != nil {
-			return nil, fmt.Errorf("NonInteractiveCommands: %w", err)
+			return nil, fmt.Errorf("non-interactive commands session: %w", err)
 		}
 		for _, pre := range []string{p.outPrefix, p.errPrefix} {
 			if !validPrefix.MatchString(pre) {
-				return nil, fmt.Errorf("NonInteractiveCommands: separator prefix %q must match %s", pre, validPrefix)
+				return nil, fmt.Errorf("non-interactive commands session: separator prefix %q must match %s", pre, validPrefix)
 			}
 		}
 	}

@@ -36,19 +36,19 @@ func newPortPlugin(s *session) (*portPlugin, error) {
 	props := platformProperties(s.doc.Properties)
 	port, err := propString(props, "portNumber")
 	if err != nil {
-		return nil, fmt.Errorf("Port: %w", err)
+		return nil, fmt.Errorf("port session: %w", err)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("Port: portNumber %q is not a port number", port)
+		return nil, fmt.Errorf("port session: portNumber %q is not a port number", port)
 	}
 	host, err := propString(props, "host")
 	if err != nil {
-		return nil, fmt.Errorf("Port: %w", err)
+		return nil, fmt.Errorf("port session: %w", err)
 	}
 	typ, err := propString(props, "type")
 	if err != nil {
-		return nil, fmt.Errorf("Port: %w", err)
+		return nil, fmt.Errorf("port session: %w", err)
 	}
 	return &portPlugin{s: s, port: strconv.Itoa(n), host: host, typ: typ}, nil
 }

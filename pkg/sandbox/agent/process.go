@@ -34,16 +34,16 @@ func (s *session) resolveRunAs() (*runAsUser, error) {
 		return nil, errors.New("runAsEnabled is set but no RunAs user is named: set runAsDefaultUser in the session preferences")
 	}
 	if name == "root" {
-		return nil, errors.New("RunAs user root is not allowed: Session Manager does not run sessions as root")
+		return nil, errors.New("the RunAs user root is not allowed: Session Manager does not run sessions as root")
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, fmt.Errorf("RunAs user %q does not exist on this instance: the sandbox agent cannot create users; create it or turn runAsEnabled off", name)
+		return nil, fmt.Errorf("the RunAs user %q does not exist on this instance: the sandbox agent cannot create users; create it or turn runAsEnabled off", name)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("RunAs user %q has a non-numeric uid or gid", name)
+		return nil, fmt.Errorf("the RunAs user %q has a non-numeric uid or gid", name)
 	}
 	ru := &runAsUser{name: name, home: u.HomeDir}
 	if euid := os.Geteuid(); euid != 0 {

@@ -36,10 +36,10 @@ func newShellPlugin(s *session, commands bool) (*shellPlugin, error) {
 	if commands {
 		c, err := propString(platformProperties(s.doc.Properties), "commands")
 		if err != nil {
-			return nil, fmt.Errorf("InteractiveCommands: %w", err)
+			return nil, fmt.Errorf("interactive commands session: %w", err)
 		}
 		if c == "" {
-			return nil, errors.New("InteractiveCommands: the document has no properties.linux.commands")
+			return nil, errors.New("interactive commands session: the document has no properties.linux.commands")
 		}
 		p.commands = c
 	}
