@@ -91,7 +91,7 @@ type Channel struct {
 	// blocks on the network: a receive loop stuck writing an ack while its
 	// peer is stuck the same way would deadlock both ends.
 	ctrlQ   chan []byte // acknowledgements and other control messages, first
-	writing atomic.Bool // writeLoop holds a message
+	pending atomic.Int64 // messages queued or being written
 	wmu     sync.Mutex  // one writer at a time, so data can skip the queue
 
 	idMu  sync.Mutex
@@ -197,7 +197,7 @@ func (c *Channel) Err() error {
 // to go out first.
 func (c *Channel) Close() error {
 	deadline := time.Now().Add(time.Second)
-	for !c.closed() && (len(c.ctrlQ) > 0 || len(c.dataQ) > 0 || c.writing.Load()) && time.Now().Before(deadline) {
+	for !c.closed() && c.pending.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	c.finish(ErrClosed)
@@ -242,17 +242,21 @@ const (
 
 // queueData queues a stream message for writeLoop, waiting for room.
 func (c *Channel) queueData(frame []byte) {
+	c.pending.Add(1)
 	select {
 	case c.dataQ <- frame:
 	case <-c.doneCh:
+		c.pending.Add(-1)
 	}
 }
 
 // queueControl queues a control message without ever blocking.
 func (c *Channel) queueControl(frame []byte) {
+	c.pending.Add(1)
 	select {
 	case c.ctrlQ <- frame:
 	default:
+		c.pending.Add(-1)
 		c.logf("control queue full, dropping a control message")
 	}
 }
@@ -297,9 +301,8 @@ func (c *Channel) writeLoop() {
 				return
 			}
 		}
-		c.writing.Store(true)
 		c.writeNow(frame)
-		c.writing.Store(false)
+		c.pending.Add(-1)
 	}
 }
 

@@ -654,3 +654,50 @@ func (s *swappable) Close() error {
 	s.mu.Unlock()
 	return c.Close()
 }
+
+// TestCloseSendsQueuedControl: a control message queued just before Close
+// still goes out (the agent's Terminating before it closes).
+func TestCloseSendsQueuedControl(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		a, b := transport.Pipe()
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+		p := newPeer(t, a)
+		agent.Handshake(context.Background())
+		if err := agent.SendSessionState(wire.SessionStateTerminating); err != nil {
+			t.Fatal(err)
+		}
+		agent.Close()
+		m := p.expect(wire.TypeAgentSessionState)
+		var st wire.AgentSessionState
+		if err := json.Unmarshal(m.Payload, &st); err != nil || st.SessionState != wire.SessionStateTerminating {
+			t.Fatalf("state %+v %v", st, err)
+		}
+	}
+}
+
+// TestNotReadyOutOfOrderIsRetried: a message that arrived out of order (so
+// it was acked when stored) and then met a handler that was not ready is
+// retried by the channel itself: no retransmission will come.
+func TestNotReadyOutOfOrderIsRetried(t *testing.T) {
+	var calls atomic.Int32
+	delivered := make(chan struct{})
+	c, p := newClientWithPeer(t, func(cfg *Config) {
+		cfg.ResendInterval = 5 * time.Millisecond
+		cfg.OnControl = func(pk Packet) error {
+			if calls.Add(1) < 3 {
+				return ErrNotReady
+			}
+			close(delivered)
+			return nil
+		}
+	})
+	_ = c
+	p.send(wire.TypeOutputStreamData, 1, wire.PayloadExitCode, []byte("EXIT_CODE: 0")) // out of order: acked, held
+	p.expect(wire.TypeAcknowledge)
+	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("x"))
+	select {
+	case <-delivered:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("held message never retried (%d handler calls)", calls.Load())
+	}
+}

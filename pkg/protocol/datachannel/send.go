@@ -208,6 +208,7 @@ func (c *Channel) resendLoop() {
 		case <-t.C:
 		case <-c.kick:
 		}
+		c.retryHeld()
 		if c.paused.Load() {
 			continue
 		}
@@ -242,6 +243,17 @@ func (c *Channel) resendLoop() {
 		if len(batch) > 0 {
 			c.logf("retransmitted %d messages (rto %v)", len(batch), rto)
 		}
+	}
+}
+
+// retryHeld retries delivery of the next in-order message when it is held
+// because its handler was not ready. Messages that arrived out of order
+// were acknowledged when stored, so no retransmission will prompt a retry.
+func (c *Channel) retryHeld() {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if _, held := c.reorder[c.expected]; held && !c.closed() {
+		c.drainLocked()
 	}
 }
 
