@@ -90,9 +90,9 @@ type Channel struct {
 	// All writes go through writeLoop so that the receive path never
 	// blocks on the network: a receive loop stuck writing an ack while its
 	// peer is stuck the same way would deadlock both ends.
-	ctrlQ   chan []byte // acknowledgements and other control messages, first
+	ctrlQ   chan []byte  // acknowledgements and other control messages, first
 	pending atomic.Int64 // messages queued or being written
-	wmu     sync.Mutex  // one writer at a time, so data can skip the queue
+	wmu     sync.Mutex   // one writer at a time, so data can skip the queue
 
 	idMu  sync.Mutex
 	idRNG *mrand.ChaCha8 // message IDs: unique, not secret
