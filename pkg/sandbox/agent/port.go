@@ -108,7 +108,10 @@ func (p *portPlugin) serve(ch *datachannel.Channel, info datachannel.SessionInfo
 		s.logf("%v", err)
 		return taskFailed, err.Error()
 	}
-	if p.typ == portTypeLocal && version.AgentUsesMux(info.ClientVersion) {
+	// An emulated old agent must also behave like one: TCP multiplexing
+	// exists only in agents the client would pick mux for (§8.2, §8.7), so
+	// both ends agree on the mode.
+	if p.typ == portTypeLocal && version.AgentUsesMux(info.ClientVersion) && version.ClientUsesMux(s.a.cfg.AgentVersion) {
 		return p.serveMux(ch, info.ClientVersion)
 	}
 	return p.serveBasic(ch)
@@ -154,7 +157,9 @@ func (p *portPlugin) serveMux(ch *datachannel.Channel, clientVersion string) (st
 	s := p.s
 	cfg := smux.DefaultConfig()
 	cfg.Version = 1
-	cfg.KeepAliveDisabled = version.AgentMuxKeepAliveOff(clientVersion)
+	// Keepalive is off only when both ends turn it off (§8.4): an agent
+	// older than the client's gate keeps it on, as the client expects.
+	cfg.KeepAliveDisabled = version.AgentMuxKeepAliveOff(clientVersion) && version.ClientMuxKeepAliveOff(p.s.a.cfg.AgentVersion)
 	mux, err := smux.Server(channelRWC{ch}, cfg)
 	if err != nil {
 		return taskFailed, fmt.Sprintf("starting smux: %v", err)

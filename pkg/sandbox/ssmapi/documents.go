@@ -269,7 +269,7 @@ func (h *Handler) loadPreferences(ctx context.Context) (*preferences, error) {
 
 // durations reads idleSessionTimeout and maxSessionDuration (minutes) from
 // merged inputs.
-func durations(inputs map[string]any) (idle, maxDur time.Duration, err error) {
+func durations(inputs map[string]any, minute time.Duration) (idle, maxDur time.Duration, err error) {
 	minutes := func(key string, lo, hi int) (time.Duration, error) {
 		v, ok := inputs[key]
 		if !ok || v == nil || v == "" {
@@ -290,7 +290,7 @@ func durations(inputs map[string]any) (idle, maxDur time.Duration, err error) {
 		if n < lo || n > hi {
 			return 0, errorf("InvalidDocument", "%s must be between %d and %d minutes", key, lo, hi)
 		}
-		return time.Duration(n) * time.Minute, nil
+		return time.Duration(n) * minute, nil
 	}
 	if idle, err = minutes("idleSessionTimeout", 1, 60); err != nil {
 		return 0, 0, err

@@ -88,6 +88,9 @@ type Options struct {
 	Now func() time.Time
 	// ProxyTransport carries proxied requests. Nil means http.DefaultTransport.
 	ProxyTransport http.RoundTripper
+	// PreferenceMinute is how long one minute of idleSessionTimeout and
+	// maxSessionDuration lasts. Zero means a real minute; tests shorten it.
+	PreferenceMinute time.Duration
 }
 
 // Handler serves the sandbox's AWS API endpoint. Create it with New.
@@ -115,6 +118,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.AccountID == "" {
 		opts.AccountID = DefaultAccountID
+	}
+	if opts.PreferenceMinute <= 0 {
+		opts.PreferenceMinute = time.Minute
 	}
 	if opts.Instances == nil {
 		opts.Instances = NewMemoryInstances()

@@ -93,7 +93,7 @@ func (h *Handler) startSession(q *request) (any, error) {
 		inputs[k] = v
 	}
 	inputs = substitute(inputs, vals).(map[string]any)
-	idle, maxDur, err := durations(inputs)
+	idle, maxDur, err := durations(inputs, h.opts.PreferenceMinute)
 	if err != nil {
 		return nil, err
 	}

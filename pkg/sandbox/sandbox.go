@@ -1,0 +1,416 @@
+// Package sandbox is ssmkit's local stand-in for AWS Session Manager: one
+// loopback endpoint that serves the SSM session APIs moto lacks (ssmapi),
+// the ssmmessages service (mgs) and proxies every other AWS API to a moto
+// server, plus emulated SSM agents on EC2 instances that exist in moto.
+// Real clients (the AWS CLI, aws-sdk-go-v2, ssmkit) and real agents talk to
+// it unchanged.
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/ssmapi"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/transcript"
+)
+
+// Dummy credentials: the sandbox checks no signatures, but SDKs insist on
+// having some.
+const (
+	AccessKeyID     = "ssmkit-sandbox"
+	SecretAccessKey = "ssmkit-sandbox-secret"
+	DefaultRegion   = "us-east-1"
+)
+
+// InstanceSpec describes one sandbox instance and its agent.
+type InstanceSpec struct {
+	Name string
+	// AgentVersion of the emulated agent (default agent.DefaultAgentVersion).
+	AgentVersion string
+	// Offline: the instance registered once, but its agent is not running
+	// (PingStatus ConnectionLost).
+	Offline bool
+	// NoRole: no instance profile, so the agent could never register.
+	NoRole bool
+	// Isolated: in a subnet with neither a NAT route nor endpoints, so the
+	// agent could never reach the service.
+	Isolated bool
+	Tags     map[string]string
+}
+
+// Options configure a Sandbox.
+type Options struct {
+	// Instances to create at start.
+	Instances []InstanceSpec
+	// MotoURL uses a running moto server instead of starting one.
+	MotoURL string
+	// Addr to listen on (default 127.0.0.1:0). Only loopback is allowed.
+	Addr string
+	// TLS serves https/wss with a certificate from a CA generated in
+	// StateDir (needed by the real SSM Agent).
+	TLS bool
+	// StateDir is where the sandbox writes (CA, moto log). Default: a new
+	// temporary directory removed by Close.
+	StateDir string
+	Region   string
+	// Logf receives one line per notable event (never secrets).
+	Logf func(format string, args ...any)
+	// Shell for the emulated agents (default /bin/sh).
+	Shell string
+	// PreferenceMinute scales the preferences' idle timeout and maximum
+	// duration (tests; zero means a real minute).
+	PreferenceMinute time.Duration
+}
+
+// Instance is a sandbox instance.
+type Instance struct {
+	fleet.Instance
+	AgentVersion string
+	Offline      bool
+	agent        *agent.Agent
+}
+
+// Sandbox is a running sandbox.
+type Sandbox struct {
+	opts     Options
+	url      string
+	motoURL  string
+	moto     *motoserver.Server
+	srv      *http.Server
+	ln       net.Listener
+	gateway  *mgs.Service
+	registry *ssmapi.MemoryInstances
+	tlsCfg   *tls.Config // clients' view: trusts the CA
+	caFile   string
+	ownState bool
+	awsCfg   aws.Config
+	network  fleet.Network
+	profile  string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	instances []*Instance
+	closeOnce sync.Once
+}
+
+// Start brings the sandbox up: moto, the endpoint, the network and the
+// instances with their agents.
+func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	host, _, err := net.SplitHostPort(opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", opts.Addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("listen address %q: the sandbox binds to loopback only", opts.Addr)
+	}
+	s := &Sandbox{opts: opts}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if opts.StateDir == "" {
+		dir, err := os.MkdirTemp("", "ssmkit-sandbox-")
+		if err != nil {
+			return nil, fmt.Errorf("creating a state directory: %w", err)
+		}
+		s.opts.StateDir, s.ownState = dir, true
+	} else if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory %s: %w", opts.StateDir, err)
+	}
+
+	// moto.
+	s.motoURL = opts.MotoURL
+	if s.motoURL == "" {
+		logf, err := os.Create(filepath.Join(s.opts.StateDir, "moto.log"))
+		if err != nil {
+			return nil, fmt.Errorf("creating the moto log: %w", err)
+		}
+		s.moto, err = motoserver.Start(ctx, motoserver.Options{LogWriter: logf})
+		if err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("starting moto (install it with 'pip install moto[server]', or pass --moto-url): %w", err)
+		}
+		s.motoURL = s.moto.URL()
+	} else if err := motoserver.Ping(ctx, s.motoURL); err != nil {
+		return nil, fmt.Errorf("moto at %s does not answer: %w", s.motoURL, err)
+	}
+
+	// The endpoint.
+	s.ln, err = net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", opts.Addr, err)
+	}
+	scheme := "http"
+	var serverTLS *tls.Config
+	if opts.TLS {
+		scheme = "https"
+		serverTLS, s.tlsCfg, s.caFile, err = makeTLS(s.opts.StateDir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.url = fmt.Sprintf("%s://%s", scheme, s.ln.Addr().String())
+	s.gateway, err = mgs.New(mgs.Options{BaseURL: s.url, Logf: opts.Logf})
+	if err != nil {
+		return nil, err
+	}
+	s.registry = ssmapi.NewMemoryInstances()
+	api, err := ssmapi.New(ssmapi.Options{MotoURL: s.motoURL, Gateway: s.gateway, Instances: s.registry, Region: opts.Region, Logf: opts.Logf, PreferenceMinute: opts.PreferenceMinute})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/control-channel/", s.gateway)
+	mux.Handle("/v1/data-channel/", s.gateway)
+	mux.Handle("/", api)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 15 * time.Second, TLSConfig: serverTLS,
+		ErrorLog: nil}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var err error
+		if serverTLS != nil {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opts.Logf("endpoint stopped: %v", err)
+		}
+	}()
+
+	// AWS clients for the sandbox's own set-up, through moto directly.
+	s.awsCfg = aws.Config{Region: opts.Region, BaseEndpoint: aws.String(s.motoURL),
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
+	if err := ssmapi.EnsureSessionDocuments(ctx, ssm.NewFromConfig(s.awsCfg)); err != nil {
+		return nil, fmt.Errorf("creating the AWS session documents: %w", err)
+	}
+	ec2c := ec2.NewFromConfig(s.awsCfg)
+	if s.network, err = fleet.EnsureNetwork(ctx, ec2c, opts.Region); err != nil {
+		return nil, err
+	}
+	if s.profile, err = fleet.EnsureInstanceProfile(ctx, iam.NewFromConfig(s.awsCfg)); err != nil {
+		return nil, err
+	}
+	for _, spec := range opts.Instances {
+		if _, err := s.AddInstance(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// AddInstance launches an instance in moto and, when it can be managed,
+// starts its agent.
+func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance, error) {
+	insts, err := fleet.Launch(ctx, ec2.NewFromConfig(s.awsCfg), s.network, s.profile,
+		[]fleet.Spec{{Name: spec.Name, NoRole: spec.NoRole, Isolated: spec.Isolated, Tags: spec.Tags}})
+	if err != nil {
+		return nil, err
+	}
+	inst := &Instance{Instance: insts[0], AgentVersion: spec.AgentVersion, Offline: spec.Offline}
+	if inst.AgentVersion == "" {
+		inst.AgentVersion = agent.DefaultAgentVersion
+	}
+	s.mu.Lock()
+	s.instances = append(s.instances, inst)
+	s.mu.Unlock()
+	if spec.NoRole || spec.Isolated {
+		// Such an agent can never register: nothing to run.
+		return inst, nil
+	}
+	now := time.Now()
+	info := ssmapi.InstanceInfo{
+		InstanceID: inst.ID, Name: spec.Name, ComputerName: "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-") + ".ec2.internal",
+		IPAddress: inst.PrivateIP, AgentVersion: inst.AgentVersion, AgentName: "amazon-ssm-agent",
+		PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023", ResourceType: "EC2Instance",
+		IAMRole: fleet.RoleName, AssociationStatus: "Success", RegistrationDate: now, LastPing: now, Tags: spec.Tags,
+	}
+	if spec.Offline {
+		info.LastPing = now.Add(-26 * time.Hour)
+	}
+	if err := s.registry.UpdateInstance(ctx, info); err != nil {
+		return nil, err
+	}
+	if spec.Offline {
+		return inst, nil
+	}
+	a := agent.New(agent.Config{
+		InstanceID:   inst.ID,
+		Region:       s.opts.Region,
+		AgentVersion: inst.AgentVersion,
+		Endpoint:     s.url,
+		TLSConfig:    s.tlsCfg,
+		KeyService:   encryption.NewKMSKeyService(kms.NewFromConfig(s.awsCfg)),
+		Shell:        s.opts.Shell,
+		Transcripts:  &transcripts{sink: &transcript.Sink{S3: s3.NewFromConfig(s.awsCfg, func(o *s3.Options) { o.UsePathStyle = true }), Logs: cloudwatchlogs.NewFromConfig(s.awsCfg)}},
+		Logf:         s.opts.Logf,
+	})
+	inst.agent = a
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := a.Run(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.opts.Logf("agent %s stopped: %v", inst.ID, err)
+		}
+	}()
+	return inst, nil
+}
+
+// WaitReady waits until every agent that should be online has its control
+// channel up.
+func (s *Sandbox) WaitReady(ctx context.Context) error {
+	for {
+		pending := ""
+		for _, i := range s.Instances() {
+			if i.agent != nil && !i.agent.Connected() {
+				pending = i.ID
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the agent of %s: %w", pending, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Instances returns the sandbox's instances.
+func (s *Sandbox) Instances() []*Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Instance(nil), s.instances...)
+}
+
+// URL is the endpoint for every AWS service (AWS_ENDPOINT_URL).
+func (s *Sandbox) URL() string { return s.url }
+
+// MotoURL is the moto server behind the sandbox.
+func (s *Sandbox) MotoURL() string { return s.motoURL }
+
+// Region is the sandbox's region.
+func (s *Sandbox) Region() string { return s.opts.Region }
+
+// CAFile is the CA certificate clients must trust with TLS on ("" otherwise).
+func (s *Sandbox) CAFile() string { return s.caFile }
+
+// StateDir is where the sandbox writes.
+func (s *Sandbox) StateDir() string { return s.opts.StateDir }
+
+// ClientTLS is the TLS configuration that trusts the sandbox (nil without TLS).
+func (s *Sandbox) ClientTLS() *tls.Config { return s.tlsCfg }
+
+// Gateway is the sandbox's ssmmessages service.
+func (s *Sandbox) Gateway() *mgs.Service { return s.gateway }
+
+// AWSConfig is an aws.Config for clients of the sandbox endpoint.
+func (s *Sandbox) AWSConfig() aws.Config {
+	cfg := aws.Config{Region: s.opts.Region, BaseEndpoint: aws.String(s.url),
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
+	if s.tlsCfg != nil {
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tlsCfg}}
+	}
+	return cfg
+}
+
+// Env is the environment a client needs (eval "$(ssmkit sandbox env)").
+func (s *Sandbox) Env() []string {
+	env := []string{
+		"AWS_ENDPOINT_URL=" + s.url,
+		"AWS_REGION=" + s.opts.Region,
+		"AWS_DEFAULT_REGION=" + s.opts.Region,
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	if s.caFile != "" {
+		env = append(env, "AWS_CA_BUNDLE="+s.caFile, "SSL_CERT_FILE="+s.caFile)
+	}
+	return env
+}
+
+// Close stops the agents, the endpoint and moto (if the sandbox started
+// it), and removes a temporary state directory.
+func (s *Sandbox) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		for _, i := range s.Instances() {
+			if i.agent != nil {
+				_ = i.agent.Close()
+			}
+		}
+		if s.gateway != nil {
+			_ = s.gateway.Close()
+		}
+		if s.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.srv.Shutdown(ctx)
+			cancel()
+			_ = s.srv.Close()
+		} else if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		s.wg.Wait()
+		if s.moto != nil {
+			_ = s.moto.Close()
+		}
+		if s.ownState {
+			_ = os.RemoveAll(s.opts.StateDir)
+		}
+	})
+	return nil
+}
+
+// transcripts adapts the transcript sink to the agent's interface.
+type transcripts struct{ sink *transcript.Sink }
+
+func (t *transcripts) Open(ctx context.Context, m agent.SessionMeta) (io.WriteCloser, error) {
+	in := m.Inputs
+	return t.sink.Open(ctx, transcript.Target{
+		SessionID: m.SessionID, InstanceID: m.InstanceID,
+		Bucket: in.S3BucketName, Prefix: in.S3KeyPrefix, S3Encryption: bool(in.S3EncryptionEnabled),
+		LogGroup: in.CloudWatchLogGroupName, Streaming: bool(in.CloudWatchStreamingEnabled),
+	})
+}
