@@ -55,7 +55,9 @@ func shellRun(t *testing.T, s *session.Session, input, want string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- session.RunShell(ctx, s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard}) }()
+	go func() {
+		done <- session.RunShell(ctx, s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard})
+	}()
 	io.WriteString(inW, input)
 	for !strings.Contains(out.String(), want) {
 		select {
