@@ -295,6 +295,17 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 	return inst, nil
 }
 
+// Sessions lists the sessions the instance's agent is serving.
+func (i *Instance) Sessions() []string {
+	if i.agent == nil {
+		return nil
+	}
+	return i.agent.Sessions()
+}
+
+// Online reports whether the instance's agent has its control channel up.
+func (i *Instance) Online() bool { return i.agent != nil && i.agent.Connected() }
+
 // WaitReady waits until every agent that should be online has its control
 // channel up.
 func (s *Sandbox) WaitReady(ctx context.Context) error {

@@ -247,6 +247,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 // everything else to moto.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
+	if target != "" && r.Header.Get("Authorization") == "" {
+		// AWS refuses unsigned JSON requests before anything else; moto
+		// would route them by guesswork (to S3) instead.
+		writeError(w, http.StatusBadRequest, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return
+	}
 	switch {
 	case strings.HasPrefix(target, ec2messagesTargetPrefx):
 		h.serveEC2Messages(w, r, strings.TrimPrefix(target, ec2messagesTargetPrefx))
