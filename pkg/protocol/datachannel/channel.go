@@ -132,9 +132,10 @@ type Channel struct {
 type connBox struct{ c MessageConn }
 
 type inEntry struct {
-	msg   wire.Message
-	acked bool
-	size  int
+	msg       wire.Message
+	acked     bool
+	decrypted bool
+	size      int
 }
 
 // New starts a Channel on conn. The caller then runs Handshake before

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -258,6 +259,12 @@ func TestChannelClosed(t *testing.T) {
 // TestBackPressure: a reader that stops reading blocks the writer instead
 // of growing memory, and everything arrives once it reads again.
 func TestBackPressure(t *testing.T) {
+	for _, kms := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kms=%v", kms), func(t *testing.T) { testBackPressure(t, kms) })
+	}
+}
+
+func testBackPressure(t *testing.T, kms bool) {
 	small := func(cfg *Config) {
 		cfg.MaxPayloadSize = 1024
 		cfg.SendWindow = 16
@@ -266,7 +273,7 @@ func TestBackPressure(t *testing.T) {
 		cfg.ReorderBufferBytes = 32 << 10
 		cfg.ResendInterval = 5 * time.Millisecond
 	}
-	client, agent := newPair(t, pairOptions{link: linkPipe, client: small, agent: small})
+	client, agent := newPair(t, pairOptions{link: linkPipe, kms: kms, client: small, agent: small})
 	data := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	var written atomic.Int64
 	done := make(chan error, 1)

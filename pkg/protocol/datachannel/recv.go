@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
 
@@ -66,6 +67,14 @@ func (c *Channel) drainLocked() {
 			ent.acked = true
 			c.sendAck(&ent.msg)
 		}
+		if err := c.decryptOnce(ent); err != nil {
+			delete(c.reorder, c.expected)
+			c.reorderN -= ent.size
+			c.inMu.Unlock()
+			c.finish(err)
+			c.inMu.Lock()
+			return
+		}
 		res, err := c.process(&ent.msg)
 		if err != nil {
 			// A processing failure the sender cannot fix by resending (bad
@@ -107,6 +116,31 @@ func (c *Channel) decrypts(pt wire.PayloadType) bool {
 	return false
 }
 
+// decryptOnce decrypts a held message's payload in place, once: a message
+// whose handler was not ready is processed again later.
+func (c *Channel) decryptOnce(ent *inEntry) error {
+	if ent.decrypted || !c.decrypts(ent.msg.PayloadType) {
+		return nil
+	}
+	if c.cfg.Role == RoleAgent && !c.isReady() {
+		return nil // dropped before the handshake anyway
+	}
+	ci := c.cipher.Load()
+	if ci == nil {
+		return nil
+	}
+	payload := ent.msg.Payload
+	// The frame buffer is ours, and GCM allows the output to reuse the
+	// ciphertext's storage exactly.
+	plain, err := ci.Open(payload[encryption.NonceSize:encryption.NonceSize], payload)
+	if err != nil {
+		return fmt.Errorf("%w: decrypting payload: %v", ErrHandshake, err)
+	}
+	ent.msg.Payload = plain
+	ent.decrypted = true
+	return nil
+}
+
 // process handles one in-order stream message. It runs with inMu held.
 func (c *Channel) process(m *wire.Message) (processResult, error) {
 	pt := m.PayloadType
@@ -122,16 +156,6 @@ func (c *Channel) process(m *wire.Message) (processResult, error) {
 			return c.agentTakeChallenge(payload)
 		}
 		return processed, nil
-	}
-
-	if c.decrypts(pt) {
-		if ci := c.cipher.Load(); ci != nil {
-			plain, err := ci.Open(nil, payload)
-			if err != nil {
-				return processed, fmt.Errorf("%w: %v", ErrHandshake, err)
-			}
-			payload = plain
-		}
 	}
 
 	switch pt {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
 
@@ -122,14 +123,24 @@ func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiv
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 
-	var cipherBuf []byte
+	// The frame is built in one buffer: the payload (sealed straight into
+	// place when encrypted) and then the header in front of it.
+	var ci *encryption.Cipher
 	if c.encrypts(pt) {
-		if ci := c.cipher.Load(); ci != nil {
-			cipherBuf = ci.Seal(make([]byte, 0, len(payload)+64), payload)
-			payload = cipherBuf
-		}
+		ci = c.cipher.Load()
 	}
-	frameLen := wire.FrameHeaderSize + len(payload)
+	size := len(payload)
+	if ci != nil {
+		size += encryption.Overhead
+	}
+	frame := make([]byte, wire.FrameHeaderSize+size)
+	if ci != nil {
+		payload = ci.Seal(frame[wire.FrameHeaderSize:wire.FrameHeaderSize], payload)
+	} else {
+		copy(frame[wire.FrameHeaderSize:], payload)
+		payload = frame[wire.FrameHeaderSize:]
+	}
+	frameLen := len(frame)
 
 	c.outMu.Lock()
 	for !c.closed() && c.out.unacked > 0 &&
@@ -155,8 +166,7 @@ func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiv
 	if c.cfg.Role == RoleAgent && seq == 0 {
 		m.Flags = wire.FlagSYN
 	}
-	frame, err := wire.AppendEncode(make([]byte, 0, frameLen), &m)
-	if err != nil {
+	if err := wire.PutHeader(frame, &m); err != nil {
 		c.outMu.Unlock()
 		return fmt.Errorf("encoding stream message: %w", err)
 	}

@@ -300,24 +300,48 @@ func (m *Message) EncodedLen() int { return FrameHeaderSize + len(m.Payload) }
 // PayloadDigest are computed from Payload (m's own fields are ignored and
 // updated to the values written). An empty payload is refused (§2.2).
 func AppendEncode(dst []byte, m *Message) ([]byte, error) {
-	if len(m.Payload) == 0 {
-		return dst, ErrEmptyPayload
+	if err := checkEncodable(m); err != nil {
+		return dst, err
 	}
-	if len(m.MessageType) == 0 {
-		return dst, ErrEmptyMessageType
-	}
-	if len(m.MessageType) > MessageTypeSize {
-		return dst, ErrMessageTypeTooLong
-	}
-	if FrameHeaderSize+len(m.Payload) > MaxFrameSize {
-		return dst, ErrFrameTooLarge
-	}
-	m.PayloadLength = uint32(len(m.Payload))
-	m.PayloadDigest = sha256.Sum256(m.Payload)
-
 	start := len(dst)
 	dst = append(dst, make([]byte, FrameHeaderSize)...)
-	h := dst[start:]
+	putHeader(dst[start:], m)
+	return append(dst, m.Payload...), nil
+}
+
+// PutHeader writes the 120-byte header of m into frame[:FrameHeaderSize]
+// for a payload the caller has already placed at frame[FrameHeaderSize:]
+// (m.Payload must be that slice). It lets a sender encrypt straight into
+// the frame buffer instead of copying the payload. PayloadLength and
+// PayloadDigest are computed and stored in m.
+func PutHeader(frame []byte, m *Message) error {
+	if err := checkEncodable(m); err != nil {
+		return err
+	}
+	if len(frame) < FrameHeaderSize+len(m.Payload) {
+		return ErrShortFrame
+	}
+	putHeader(frame, m)
+	return nil
+}
+
+func checkEncodable(m *Message) error {
+	switch {
+	case len(m.Payload) == 0:
+		return ErrEmptyPayload
+	case len(m.MessageType) == 0:
+		return ErrEmptyMessageType
+	case len(m.MessageType) > MessageTypeSize:
+		return ErrMessageTypeTooLong
+	case FrameHeaderSize+len(m.Payload) > MaxFrameSize:
+		return ErrFrameTooLarge
+	}
+	return nil
+}
+
+func putHeader(h []byte, m *Message) {
+	m.PayloadLength = uint32(len(m.Payload))
+	m.PayloadDigest = sha256.Sum256(m.Payload)
 	binary.BigEndian.PutUint32(h[offHeaderLength:], HeaderLength)
 	mt := h[offMessageType : offMessageType+MessageTypeSize]
 	for i := range mt {
@@ -332,7 +356,6 @@ func AppendEncode(dst []byte, m *Message) ([]byte, error) {
 	copy(h[offDigest:], m.PayloadDigest[:])
 	binary.BigEndian.PutUint32(h[offPayloadType:], uint32(m.PayloadType))
 	binary.BigEndian.PutUint32(h[offPayloadLength:], m.PayloadLength)
-	return append(dst, m.Payload...), nil
 }
 
 // Encode returns the encoding of m in a new buffer (see AppendEncode).

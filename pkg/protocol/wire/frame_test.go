@@ -82,6 +82,24 @@ func TestAppendEncodeReusesBuffer(t *testing.T) {
 	}
 }
 
+func TestPutHeaderInPlace(t *testing.T) {
+	m := sampleMessage()
+	want, _ := Encode(&m)
+	frame := make([]byte, FrameHeaderSize+len(m.Payload))
+	copy(frame[FrameHeaderSize:], m.Payload)
+	m2 := sampleMessage()
+	m2.Payload = frame[FrameHeaderSize:]
+	if err := PutHeader(frame, &m2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(frame, want) {
+		t.Fatal("PutHeader frame differs from Encode")
+	}
+	if err := PutHeader(frame[:10], &m2); !errors.Is(err, ErrShortFrame) {
+		t.Fatalf("short frame: %v", err)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	good := encodeSample(t)
 	mutate := func(f func(b []byte) []byte) []byte {
