@@ -375,7 +375,10 @@ func (c *Channel) reconnect(cause error) bool {
 
 // handleFrame dispatches one received message.
 func (c *Channel) handleFrame(frame []byte) {
-	m, err := wire.Decode(frame)
+	m, err := wire.DecodeUnverified(frame)
+	if err == nil && !c.authenticatedByCipher(&m) {
+		err = m.VerifyDigest()
+	}
 	if err != nil {
 		// Malformed or unknown messages are dropped, as upstream does; a
 		// stream message will be retransmitted.
@@ -410,6 +413,14 @@ func (c *Channel) handleFrame(frame []byte) {
 	default:
 		// agent_session_state and the rest are for the service.
 	}
+}
+
+// authenticatedByCipher reports whether m's payload will be opened with
+// AES-GCM, whose tag authenticates it end to end: the SHA-256 digest check
+// is then redundant. A payload that fails to open ends the session.
+func (c *Channel) authenticatedByCipher(m *wire.Message) bool {
+	return m.MessageType == c.incomingType() && c.decrypts(m.PayloadType) &&
+		c.cipher.Load() != nil && c.isReady()
 }
 
 func (c *Channel) incomingType() string {

@@ -222,6 +222,28 @@ func (m *Message) IsStream() bool {
 // reported as ErrUnknownMessageType (with the returned Message filled in, so
 // a caller that wants to ignore them can).
 func Decode(b []byte) (Message, error) {
+	m, err := DecodeUnverified(b)
+	if err != nil || m.MessageType == TypeStartPublication || m.MessageType == TypePausePublication {
+		return m, err
+	}
+	return m, m.VerifyDigest()
+}
+
+// VerifyDigest checks PayloadDigest against the payload (an empty payload
+// is not checked, as upstream does).
+func (m *Message) VerifyDigest() error {
+	if len(m.Payload) != 0 {
+		if sum := sha256.Sum256(m.Payload); sum != m.PayloadDigest {
+			return &FrameError{Err: ErrDigestMismatch, MessageType: m.MessageType}
+		}
+	}
+	return nil
+}
+
+// DecodeUnverified is Decode without the digest check, for a receiver that
+// authenticates the payload another way: an AES-GCM sealed payload carries
+// its own, stronger check, so hashing it as well only costs time.
+func DecodeUnverified(b []byte) (Message, error) {
 	var m Message
 	if len(b) > MaxFrameSize {
 		return m, &FrameError{Err: ErrFrameTooLarge, Detail: fmt.Sprintf("%d bytes", len(b))}
@@ -263,11 +285,6 @@ func Decode(b []byte) (Message, error) {
 	}
 	if m.CreatedDate == 0 {
 		return m, &FrameError{Err: ErrZeroCreatedDate, MessageType: m.MessageType}
-	}
-	if len(m.Payload) != 0 {
-		if sum := sha256.Sum256(m.Payload); sum != m.PayloadDigest {
-			return m, &FrameError{Err: ErrDigestMismatch, MessageType: m.MessageType}
-		}
 	}
 	return m, nil
 }

@@ -331,3 +331,18 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+func TestDecodeUnverified(t *testing.T) {
+	b := encodeSample(t)
+	b[len(b)-1] ^= 0xff
+	m, err := DecodeUnverified(b)
+	if err != nil {
+		t.Fatalf("DecodeUnverified checked the digest: %v", err)
+	}
+	if err := m.VerifyDigest(); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("VerifyDigest: %v", err)
+	}
+	if _, err := DecodeUnverified(b[:50]); !errors.Is(err, ErrShortFrame) {
+		t.Fatalf("short: %v", err)
+	}
+}
