@@ -84,6 +84,13 @@ type Options struct {
 	// PreferenceMinute scales the preferences' idle timeout and maximum
 	// duration (tests; zero means a real minute).
 	PreferenceMinute time.Duration
+	// AutoAttach starts an emulated agent on any EC2 instance launched
+	// through the sandbox's API once the instance could register with
+	// AWS (see attach.go).
+	AutoAttach bool
+	// AutoAttachInterval is how often AutoAttach polls moto
+	// (DefaultAutoAttachInterval when zero).
+	AutoAttachInterval time.Duration
 }
 
 // Instance is a sandbox instance.
@@ -110,6 +117,7 @@ type Sandbox struct {
 	awsCfg   aws.Config
 	network  fleet.Network
 	profile  string
+	attacher *attacher
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -235,6 +243,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 			return nil, err
 		}
 	}
+	if opts.AutoAttach {
+		s.startAttacher()
+	}
 	return s, nil
 }
 
@@ -258,12 +269,7 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 		return inst, nil
 	}
 	now := time.Now()
-	info := ssmapi.InstanceInfo{
-		InstanceID: inst.ID, Name: spec.Name, ComputerName: "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-") + ".ec2.internal",
-		IPAddress: inst.PrivateIP, AgentVersion: inst.AgentVersion, AgentName: "amazon-ssm-agent",
-		PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023", ResourceType: "EC2Instance",
-		IAMRole: fleet.RoleName, AssociationStatus: "Success", RegistrationDate: now, LastPing: now, Tags: spec.Tags,
-	}
+	info := instanceInfo(inst, fleet.RoleName, spec.Tags)
 	if spec.Offline {
 		info.LastPing = now.Add(-26 * time.Hour)
 	}
@@ -273,6 +279,24 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 	if spec.Offline {
 		return inst, nil
 	}
+	s.startAgent(inst)
+	return inst, nil
+}
+
+// instanceInfo is what the registry records when inst's agent registers.
+func instanceInfo(inst *Instance, role string, tags map[string]string) ssmapi.InstanceInfo {
+	now := time.Now()
+	return ssmapi.InstanceInfo{
+		InstanceID: inst.ID, Name: inst.Name, ComputerName: "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-") + ".ec2.internal",
+		IPAddress: inst.PrivateIP, AgentVersion: inst.AgentVersion, AgentName: "amazon-ssm-agent",
+		PlatformType: "Linux", PlatformName: "Amazon Linux", PlatformVersion: "2023", ResourceType: "EC2Instance",
+		IAMRole: role, AssociationStatus: "Success", RegistrationDate: now, LastPing: now, Tags: tags,
+	}
+}
+
+// startAgent runs inst's emulated agent until the sandbox closes or the
+// agent is closed.
+func (s *Sandbox) startAgent(inst *Instance) {
 	a := agent.New(agent.Config{
 		InstanceID:   inst.ID,
 		Region:       s.opts.Region,
@@ -292,7 +316,6 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 			s.opts.Logf("agent %s stopped: %v", inst.ID, err)
 		}
 	}()
-	return inst, nil
 }
 
 // Sessions lists the sessions the instance's agent is serving.
@@ -391,6 +414,9 @@ func (s *Sandbox) Close() error {
 			if i.agent != nil {
 				_ = i.agent.Close()
 			}
+		}
+		if s.attacher != nil {
+			s.attacher.close()
 		}
 		if s.gateway != nil {
 			_ = s.gateway.Close()
