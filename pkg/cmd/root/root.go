@@ -12,6 +12,7 @@ import (
 
 	execCmd "github.com/ssmkit/ssmkit/pkg/cmd/exec"
 	forwardCmd "github.com/ssmkit/ssmkit/pkg/cmd/forward"
+	sandboxCmd "github.com/ssmkit/ssmkit/pkg/cmd/sandbox"
 	sshCmd "github.com/ssmkit/ssmkit/pkg/cmd/ssh"
 	startCmd "github.com/ssmkit/ssmkit/pkg/cmd/start"
 	versionCmd "github.com/ssmkit/ssmkit/pkg/cmd/version"
@@ -72,6 +73,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.AddCommand(execCmd.NewCmdExec(f, nil))
 	cmd.AddCommand(forwardCmd.NewCmdForward(f, nil))
 	cmd.AddCommand(sshCmd.NewCmdSSH(f, nil))
+	cmd.AddCommand(sandboxCmd.NewCmdSandbox(f))
 
 	return cmd
 }
