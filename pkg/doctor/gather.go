@@ -21,6 +21,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
 )
@@ -340,8 +341,17 @@ func convertInstance(i ec2types.Instance) *Instance {
 	if i.MetadataOptions != nil {
 		inst.HTTPTokens = string(i.MetadataOptions.HttpTokens)
 	}
+	// The primary interface's groups are the instance's; some emulators
+	// report them only on the interfaces, so take the union.
 	for _, sg := range i.SecurityGroups {
 		inst.SecurityGroups = append(inst.SecurityGroups, aws.ToString(sg.GroupId))
+	}
+	for _, ni := range i.NetworkInterfaces {
+		for _, sg := range ni.Groups {
+			if id := aws.ToString(sg.GroupId); !contains(inst.SecurityGroups, id) {
+				inst.SecurityGroups = append(inst.SecurityGroups, id)
+			}
+		}
 	}
 	for _, t := range i.Tags {
 		if aws.ToString(t.Key) == "Name" {
@@ -928,10 +938,13 @@ func (g *Gatherer) caller(ctx context.Context, f *Facts) {
 	ok := true
 	simulate := func(actions, res []string) {
 		out, err := g.Clients.IAM.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{
-			PolicySourceArn: aws.String(principal), ActionNames: actions, ResourceArns: res})
+			PolicySourceArn: aws.String(principal), ActionNames: actions, ResourceArns: res},
+			// Best effort: an emulator without it answers 500, which is
+			// not worth retrying.
+			func(o *iam.Options) { o.RetryMaxAttempts = 1 })
 		if err != nil {
 			ok = false
-			c.EvalErr = fmt.Errorf("iam SimulatePrincipalPolicy: %s", shortErr(err))
+			c.EvalErr = errors.New(shortErr(err))
 			return
 		}
 		for _, er := range out.EvaluationResults {
@@ -1065,6 +1078,14 @@ func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]poli
 // shortErr is an error's API code and message, or its text.
 func shortErr(err error) string {
 	var ae smithy.APIError
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &ae) && errors.As(err, &re) {
+		var oe *smithy.OperationError
+		if errors.As(err, &oe) {
+			return fmt.Sprintf("%s %s answered HTTP %d", oe.ServiceID, oe.OperationName, re.HTTPStatusCode())
+		}
+		return fmt.Sprintf("HTTP %d", re.HTTPStatusCode())
+	}
 	if errors.As(err, &ae) {
 		if m := ae.ErrorMessage(); m != "" && len(m) < 200 {
 			return ae.ErrorCode() + ": " + m
