@@ -138,11 +138,13 @@ func TestLocalProbes(t *testing.T) {
 			// example.com is in httptest's certificate.
 			return net.JoinHostPort("example.com", ports[service])
 		},
-		Timeout:      500 * time.Millisecond,
-		TLSConfig:    tlsCfg,
-		Resolver:     loopbackResolver{},
-		Getenv:       func(k string) string { return env[k] },
-		AgentStatus:  func(context.Context) (bool, string, error) { return true, "systemctl is-active amazon-ssm-agent: active", nil },
+		Timeout:   500 * time.Millisecond,
+		TLSConfig: tlsCfg,
+		Resolver:  loopbackResolver{},
+		Getenv:    func(k string) string { return env[k] },
+		AgentStatus: func(context.Context) (bool, string, error) {
+			return true, "systemctl is-active amazon-ssm-agent: active", nil
+		},
 		AgentVersion: func(context.Context) (string, error) { return "2.3.50.0", nil },
 		AgentDir:     t.TempDir(),
 		FreeBytes:    func(string) (uint64, error) { return 50 << 20, nil },
@@ -208,11 +210,13 @@ func TestLocalClockSkewAndNoIMDS(t *testing.T) {
 			}
 			return net.JoinHostPort("example.com", port)
 		},
-		Timeout:      500 * time.Millisecond,
-		TLSConfig:    tlsCfg,
-		Resolver:     loopbackResolver{},
-		Getenv:       func(string) string { return "" },
-		AgentStatus:  func(context.Context) (bool, string, error) { return false, "", errors.New("no amazon-ssm-agent service, snap or process") },
+		Timeout:   500 * time.Millisecond,
+		TLSConfig: tlsCfg,
+		Resolver:  loopbackResolver{},
+		Getenv:    func(string) string { return "" },
+		AgentStatus: func(context.Context) (bool, string, error) {
+			return false, "", errors.New("no amazon-ssm-agent service, snap or process")
+		},
 		AgentVersion: func(context.Context) (string, error) { return "", errors.New("not installed") },
 		AgentDir:     t.TempDir() + "/does/not/exist",
 		Now:          func() time.Time { return time.Now().Add(10 * time.Minute) },

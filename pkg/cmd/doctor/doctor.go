@@ -1,0 +1,252 @@
+// Package doctor implements `ssmkit doctor`: say why a managed node cannot
+// be reached, and how to fix it, for one instance or a fleet; with --local,
+// from inside the instance.
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+
+	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/doctor"
+	"github.com/ssmkit/ssmkit/pkg/doctor/local"
+	"github.com/ssmkit/ssmkit/pkg/iostreams"
+)
+
+// DoctorOptions are the inputs of `ssmkit doctor`.
+type DoctorOptions struct {
+	IO *iostreams.IOStreams
+	// AWSConfig loads the AWS configuration (not needed with --local).
+	AWSConfig func(ctx context.Context) (aws.Config, error)
+	// Prober runs --local; nil means the real instance.
+	Prober *local.Prober
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	Targets  []string
+	Filters  []string
+	All      bool
+	JSON     bool
+	Stats    bool
+	Local    bool
+	Document string
+	Region   string
+}
+
+// NewCmdDoctor returns the `doctor` command. runF replaces the run function
+// in tests.
+func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Command {
+	opts := &DoctorOptions{IO: f.IOStreams}
+	cmd := &cobra.Command{
+		Use:   "doctor [<target>...] [--filter tag:KEY=VALUE] [--all] | --local",
+		Short: "Say why a managed node cannot be reached, and how to fix it",
+		Long: "Check everything a Session Manager session depends on: the instance and its SSM Agent,\n" +
+			"the instance role, the network path to the Systems Manager endpoints, the session\n" +
+			"preferences, logging and KMS, and your own permissions. Each failure comes with the\n" +
+			"command or Terraform variable that fixes it.\n\n" +
+			"Targets are instance IDs, managed node IDs or Name tags. Facts are gathered once per\n" +
+			"VPC, role and page, so a whole fleet costs a few dozen API calls (see --stats).\n\n" +
+			"With --local, run on the instance itself: IMDS, the agent, DNS, TLS to the endpoints,\n" +
+			"proxy, role credentials, clock and disk. No AWS credentials are needed.\n\n" +
+			"Exit status: 0 when nothing fails, 1 when a check fails, 2 on usage errors.",
+		Example: "  ssmkit doctor i-0123456789abcdef0\n" +
+			"  ssmkit doctor web-1 web-2 --json\n" +
+			"  ssmkit doctor --filter tag:Env=prod --stats\n" +
+			"  sudo ssmkit doctor --local",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Targets = args
+			if f.Options.JSON() {
+				opts.JSON = true
+			}
+			if opts.Region == "" {
+				opts.Region = f.Options.Region
+			}
+			if err := validate(opts); err != nil {
+				return err
+			}
+			if opts.AWSConfig == nil {
+				opts.AWSConfig = f.AWSConfig
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return doctorRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&opts.Filters, "filter", nil, "Check instances with this tag: tag:KEY=VALUE (repeatable; all must match)")
+	fl.BoolVar(&opts.All, "all", false, "Check every instance in the region that is not terminated")
+	fl.BoolVar(&opts.JSON, "json", false, "Print the report as JSON (schema: pkg/doctor/doc.go)")
+	fl.BoolVar(&opts.Stats, "stats", false, "Print the number of AWS API calls per operation")
+	fl.BoolVar(&opts.Local, "local", false, "Run the checks on this instance instead of through the AWS APIs")
+	fl.StringVar(&opts.Document, "document", doctor.DefaultDocument, "Session document holding the preferences to check")
+	return cmd
+}
+
+func validate(opts *DoctorOptions) error {
+	if opts.Local {
+		if len(opts.Targets) > 0 || len(opts.Filters) > 0 || opts.All {
+			return cmdutil.FlagErrorf("--local checks this instance: it takes no targets, --filter or --all")
+		}
+		return nil
+	}
+	if len(opts.Targets) == 0 && len(opts.Filters) == 0 && !opts.All {
+		return cmdutil.FlagErrorf("name at least one target, or use --filter tag:KEY=VALUE, --all or --local")
+	}
+	if opts.All && len(opts.Targets) > 0 {
+		return cmdutil.FlagErrorf("--all cannot be combined with targets")
+	}
+	_, err := parseFilters(opts.Filters)
+	return err
+}
+
+func parseFilters(filters []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, f := range filters {
+		kv, ok := strings.CutPrefix(f, "tag:")
+		k, v, ok2 := strings.Cut(kv, "=")
+		if !ok || !ok2 || k == "" {
+			return nil, cmdutil.FlagErrorf("--filter %q is not tag:KEY=VALUE", f)
+		}
+		out[k] = append(out[k], v)
+	}
+	return out, nil
+}
+
+func doctorRun(ctx context.Context, opts *DoctorOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	if opts.Local {
+		p := opts.Prober
+		if p == nil {
+			p = &local.Prober{Region: opts.Region}
+		}
+		res := p.Run(ctx)
+		id := res.InstanceID
+		if id == "" {
+			id = "local"
+		}
+		return finish(opts, doctor.NewReport([]doctor.InstanceReport{{ID: id, Name: "this instance", Checks: res.Checks}}), nil)
+	}
+	cfg, err := opts.AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	var counter doctor.CallCounter
+	cfg = counter.Instrument(cfg)
+	tags, _ := parseFilters(opts.Filters)
+	progress := opts.IO.StartProgress("gathering facts", 0)
+	g := &doctor.Gatherer{Clients: doctor.NewClients(cfg), Region: cfg.Region, Document: opts.Document}
+	facts, err := g.Gather(ctx, doctor.Selection{Targets: opts.Targets, Tags: tags, All: opts.All})
+	progress.Stop()
+	if err != nil {
+		return err
+	}
+	report := doctor.Run(facts, now())
+	if opts.Stats {
+		report.Calls = counter.Counts()
+	}
+	return finish(opts, report, &counter)
+}
+
+// finish prints the report and turns failures into exit status 1.
+func finish(opts *DoctorOptions, report doctor.Report, counter *doctor.CallCounter) error {
+	if opts.JSON {
+		if err := cmdutil.PrintJSON(opts.IO, report); err != nil {
+			return err
+		}
+	} else {
+		printReport(opts.IO, report)
+	}
+	if opts.Stats && counter != nil && !opts.JSON {
+		printStats(opts.IO.ErrOut, counter)
+	}
+	if report.Failed() {
+		return cmdutil.SilentError
+	}
+	return nil
+}
+
+// printReport prints the gh-auth-status style report: a header per target,
+// then one line per check. With one target every check is shown; with more,
+// passing and skipped checks are counted but not listed.
+func printReport(io *iostreams.IOStreams, r doctor.Report) {
+	cs := io.ColorScheme()
+	out := io.Out
+	verbose := len(r.Instances) == 1
+	if len(r.Instances) == 0 {
+		fmt.Fprintln(out, "No instances matched.")
+		return
+	}
+	for _, inst := range r.Instances {
+		header := inst.ID
+		if inst.Name != "" {
+			header += " (" + inst.Name + ")"
+		}
+		fmt.Fprintln(out, cs.Bold(header))
+		hidden := 0
+		for _, c := range inst.Checks {
+			var icon string
+			switch c.Status {
+			case doctor.Pass:
+				icon = cs.SuccessIcon()
+			case doctor.Warn:
+				icon = cs.WarningIcon()
+			case doctor.Fail:
+				icon = cs.FailureIcon()
+			default:
+				icon = cs.Gray("-")
+			}
+			if !verbose && (c.Status == doctor.Pass || c.Status == doctor.Skip) {
+				hidden++
+				continue
+			}
+			line := fmt.Sprintf("  %s %s: %s", icon, c.ID, c.Summary)
+			if c.Status == doctor.Skip {
+				line = fmt.Sprintf("  %s %s", icon, cs.Gray(c.ID+": skipped: "+c.Summary))
+			}
+			fmt.Fprintln(out, line)
+			if c.Status == doctor.Fail || c.Status == doctor.Warn {
+				for _, e := range c.Evidence {
+					fmt.Fprintf(out, "      %s\n", cs.Gray(e))
+				}
+				if c.Fix != "" {
+					fmt.Fprintf(out, "    To fix: %s\n", c.Fix)
+				}
+			}
+		}
+		if hidden > 0 {
+			fmt.Fprintf(out, "  %s\n", cs.Gray(fmt.Sprintf("%d checks passed or did not apply", hidden)))
+		}
+		fmt.Fprintln(out)
+	}
+	s := r.Summary
+	fmt.Fprintf(out, "%d %s checked, %d failing: %d passed, %d warnings, %d failed, %d skipped\n",
+		s.Instances, plural(s.Instances, "instance"), s.Failing, s.Pass, s.Warn, s.Fail, s.Skip)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func printStats(w io.Writer, c *doctor.CallCounter) {
+	counts := c.Counts()
+	fmt.Fprintf(w, "AWS API calls: %d\n", c.Total())
+	for _, op := range doctor.SortedOps(counts) {
+		fmt.Fprintf(w, "  %-45s %d\n", op, counts[op])
+	}
+}
