@@ -150,6 +150,16 @@ type Gatherer struct {
 	// OnInstances, when set, is told how many instances were found, so a
 	// progress indicator can show a total.
 	OnInstances func(n int)
+
+	policyMu sync.Mutex
+	policies map[string]*cachedPolicy
+}
+
+// cachedPolicy is one managed policy read at most once per Gather.
+type cachedPolicy struct {
+	once sync.Once
+	doc  policy.Document
+	err  error
 }
 
 // Gather collects the facts for sel.
@@ -766,8 +776,23 @@ func newRole(name, arn, trust string) *Role {
 	return role
 }
 
-// managedPolicy reads a managed policy's default version.
+// managedPolicy reads a managed policy's default version, once per ARN.
 func (g *Gatherer) managedPolicy(ctx context.Context, arn string) (policy.Document, error) {
+	g.policyMu.Lock()
+	if g.policies == nil {
+		g.policies = map[string]*cachedPolicy{}
+	}
+	c := g.policies[arn]
+	if c == nil {
+		c = &cachedPolicy{}
+		g.policies[arn] = c
+	}
+	g.policyMu.Unlock()
+	c.once.Do(func() { c.doc, c.err = g.readManagedPolicy(ctx, arn) })
+	return c.doc, c.err
+}
+
+func (g *Gatherer) readManagedPolicy(ctx context.Context, arn string) (policy.Document, error) {
 	pol, err := g.Clients.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
 	if err != nil {
 		return policy.Document{}, fmt.Errorf("iam GetPolicy %s: %w", arn, err)
