@@ -1,0 +1,159 @@
+package doctor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
+)
+
+// baseFacts is one healthy instance in a public subnet, built by hand.
+func baseFacts(t *testing.T) *Facts {
+	t.Helper()
+	trust, _ := policy.Parse("trust", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
+	core, _ := policy.Parse("core", `{"Statement":[{"Effect":"Allow","Action":["ssm:*","ssmmessages:*","ec2messages:*"],"Resource":"*"}]}`)
+	yes := true
+	return &Facts{
+		Region: "us-east-1", Account: "1", Partition: "aws",
+		Instances: map[string]*Instance{"i-1": {ID: "i-1", State: "running", VpcID: "vpc-1", SubnetID: "subnet-1",
+			AvailabilityZone: "us-east-1a", PrivateIP: "10.0.1.10", PublicIP: "3.3.3.3", ProfileARN: "arn:aws:iam::1:instance-profile/p",
+			SecurityGroups: []string{"sg-i"}, HTTPTokens: "required"}},
+		Managed: map[string]*Managed{"i-1": {PingStatus: "Online", LastPing: time.Now(), AgentVersion: "3.3.1142.0", PlatformType: "Linux"}},
+		VPCs: map[string]*VPC{"vpc-1": {ID: "vpc-1", CIDR: "10.0.0.0/16", DNSSupport: &yes, DNSHostnames: &yes,
+			Subnets:     map[string]Subnet{"subnet-1": {ID: "subnet-1", CIDR: "10.0.1.0/24", AvailabilityZone: "us-east-1a"}},
+			RouteTables: []RouteTable{{ID: "rtb-1", SubnetIDs: []string{"subnet-1"}, Routes: []Route{{Destination: "0.0.0.0/0", Target: "igw-1", State: "active"}}}},
+			SecurityGroups: map[string]SecurityGroup{"sg-i": {ID: "sg-i", Egress: []SGRule{{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}}},
+			NACLs: []NACL{{ID: "acl-1", Default: true, Entries: []NACLEntry{
+				{Number: 100, Egress: true, Protocol: "-1", CIDR: "0.0.0.0/0", Allow: true},
+				{Number: 100, Egress: false, Protocol: "-1", CIDR: "0.0.0.0/0", Allow: true}}}}}},
+		Profiles:    map[string]*Profile{"arn:aws:iam::1:instance-profile/p": {ARN: "arn:aws:iam::1:instance-profile/p", Name: "p", RoleName: "r"}},
+		Roles:       map[string]*Role{"r": {Name: "r", ARN: "arn:aws:iam::1:role/r", Trust: &trust, Policies: []policy.Document{core}}},
+		CoreActions: builtinCoreActions, CoreSource: "test",
+		Prefs:       &Prefs{Document: DefaultDocument},
+		Caller:      &Caller{ARN: "arn:aws:iam::1:user/u", Account: "1", Method: "policy evaluation", Policies: []policy.Document{core}},
+	}
+}
+
+func statusOf(r InstanceReport, id string) Status {
+	for _, c := range r.Checks {
+		if c.ID == id {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+func failingIDs(r InstanceReport) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			out[c.ID] = true
+		}
+	}
+	return out
+}
+
+func TestChecksHandBuilt(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(f *Facts)
+		fail   []string
+		warn   []string
+	}{
+		{name: "healthy"},
+		{name: "stopped", mutate: func(f *Facts) { f.Instances["i-1"].State = "stopped"; f.Managed["i-1"].PingStatus = "ConnectionLost" },
+			fail: []string{"instance.running", "agent.online"}},
+		{name: "old agent warns about port forwarding", mutate: func(f *Facts) { f.Managed["i-1"].AgentVersion = "3.0.100.0" },
+			warn: []string{"agent.feature.port-forwarding", "agent.feature.remote-host"}},
+		{name: "shell profile needs a newer agent", mutate: func(f *Facts) {
+			f.Managed["i-1"].AgentVersion = "3.0.100.0"
+			f.Prefs = &Prefs{Document: DefaultDocument, Found: true, ShellProfileLinux: "bash"}
+		}, fail: []string{"agent.feature.shell-profile"}, warn: []string{"agent.feature.port-forwarding", "agent.feature.remote-host"}},
+		{name: "no public IP", mutate: func(f *Facts) { f.Instances["i-1"].PublicIP = "" }, fail: []string{"network.route"}},
+		{name: "NAT route", mutate: func(f *Facts) {
+			f.Instances["i-1"].PublicIP = ""
+			f.VPCs["vpc-1"].RouteTables[0].Routes[0].Target = "nat-1"
+		}},
+		{name: "NACL denies 443 out", mutate: func(f *Facts) {
+			acl := &f.VPCs["vpc-1"].NACLs[0]
+			acl.Entries = append(acl.Entries, NACLEntry{Number: 50, Egress: true, Protocol: "6", From: 443, To: 443, CIDR: "0.0.0.0/0", Allow: false})
+		}, fail: []string{"network.nacl"}},
+		{name: "NACL without ephemeral ports back", mutate: func(f *Facts) {
+			acl := &f.VPCs["vpc-1"].NACLs[0]
+			acl.Entries[1] = NACLEntry{Number: 100, Egress: false, Protocol: "6", From: 22, To: 22, CIDR: "0.0.0.0/0", Allow: true}
+		}, fail: []string{"network.nacl"}},
+		{name: "no egress 443", mutate: func(f *Facts) {
+			f.VPCs["vpc-1"].SecurityGroups["sg-i"] = SecurityGroup{ID: "sg-i", Egress: []SGRule{{Protocol: "tcp", From: 80, To: 80, CIDRs: []string{"0.0.0.0/0"}}}}
+		}, fail: []string{"network.instance-sg-egress-443"}},
+		{name: "DNS off", mutate: func(f *Facts) { no := false; f.VPCs["vpc-1"].DNSSupport = &no }, fail: []string{"network.vpc-dns"}},
+		{name: "role explicitly denied", mutate: func(f *Facts) {
+			deny, _ := policy.Parse("deny", `{"Statement":[{"Effect":"Deny","Action":"ssmmessages:*","Resource":"*"}]}`)
+			f.Roles["r"].Policies = append(f.Roles["r"].Policies, deny)
+		}, fail: []string{"identity.core-policy"}},
+		{name: "role trusts the wrong service", mutate: func(f *Facts) {
+			tr, _ := policy.Parse("trust", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
+			f.Roles["r"].Trust = &tr
+		}, fail: []string{"identity.role-trust"}},
+		{name: "default host management", mutate: func(f *Facts) {
+			f.Instances["i-1"].ProfileARN = ""
+			tr, _ := policy.Parse("trust", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ssm.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
+			f.Roles["dhm"] = &Role{Name: "dhm", ARN: "arn:aws:iam::1:role/dhm", Trust: &tr, Policies: f.Roles["r"].Policies}
+			f.DHM = &Setting{ID: DHMSettingID, Value: "service-role/dhm"}
+		}},
+		{name: "default host management without IMDSv2", mutate: func(f *Facts) {
+			f.Instances["i-1"].ProfileARN = ""
+			f.Instances["i-1"].HTTPTokens = "optional"
+			f.DHM = &Setting{ID: DHMSettingID, Value: "service-role/dhm"}
+		}, fail: []string{"identity.profile"}},
+		{name: "bad preferences", mutate: func(f *Facts) {
+			f.Prefs = ParsePrefs(DefaultDocument, `{"sessionType":"Standard_Stream","inputs":{"idleSessionTimeout":"90","maxSessionDuration":"0"}}`)
+		}, fail: []string{"prefs.idle-timeout", "prefs.max-duration"}},
+		{name: "unparsable preferences", mutate: func(f *Facts) { f.Prefs = ParsePrefs(DefaultDocument, `{`) }, fail: []string{"prefs.document"}},
+		{name: "caller may not start sessions", mutate: func(f *Facts) { f.Caller.Policies = nil }, fail: []string{"caller.start-session"}},
+		{name: "cannot list managed nodes", mutate: func(f *Facts) { f.Managed = map[string]*Managed{}; f.ManagedErr = errTest }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := baseFacts(t)
+			if tt.mutate != nil {
+				tt.mutate(f)
+			}
+			r := CheckInstance(f, "i-1", time.Now())
+			got := failingIDs(r)
+			for _, id := range tt.fail {
+				if !got[id] {
+					t.Errorf("%s should fail", id)
+				}
+				delete(got, id)
+			}
+			for id := range got {
+				t.Errorf("%s fails unexpectedly", id)
+			}
+			for _, id := range tt.warn {
+				if s := statusOf(r, id); s != Warn {
+					t.Errorf("%s = %s, want warn", id, s)
+				}
+			}
+			for i, c := range r.Checks {
+				if c.ID != CheckIDs[i] || c.Status == "" || c.Summary == "" {
+					t.Errorf("check %d: %+v", i, c)
+				}
+			}
+		})
+	}
+}
+
+type testError string
+
+func (e testError) Error() string { return string(e) }
+
+const errTest = testError("access denied")
+
+func TestMissingTarget(t *testing.T) {
+	f := baseFacts(t)
+	f.Missing = map[string]string{"web-9": "no instance with Name tag \"web-9\""}
+	rep := Run(f, time.Now())
+	if rep.Summary.Instances != 2 || rep.Summary.Failing != 1 || !rep.Failed() {
+		t.Errorf("summary %+v", rep.Summary)
+	}
+}
