@@ -129,7 +129,9 @@ func (e *env) drive(ctx context.Context, s *session.Session, input, want string)
 	inR, inW := io.Pipe()
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- session.RunShell(ctx, s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard}) }()
+	go func() {
+		done <- session.RunShell(ctx, s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard})
+	}()
 	io.WriteString(inW, input)
 	for !strings.Contains(out.String(), want) {
 		select {
