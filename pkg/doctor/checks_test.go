@@ -20,8 +20,8 @@ func baseFacts(t *testing.T) *Facts {
 			SecurityGroups: []string{"sg-i"}, HTTPTokens: "required"}},
 		Managed: map[string]*Managed{"i-1": {PingStatus: "Online", LastPing: time.Now(), AgentVersion: "3.3.1142.0", PlatformType: "Linux"}},
 		VPCs: map[string]*VPC{"vpc-1": {ID: "vpc-1", CIDR: "10.0.0.0/16", DNSSupport: &yes, DNSHostnames: &yes,
-			Subnets:     map[string]Subnet{"subnet-1": {ID: "subnet-1", CIDR: "10.0.1.0/24", AvailabilityZone: "us-east-1a"}},
-			RouteTables: []RouteTable{{ID: "rtb-1", SubnetIDs: []string{"subnet-1"}, Routes: []Route{{Destination: "0.0.0.0/0", Target: "igw-1", State: "active"}}}},
+			Subnets:        map[string]Subnet{"subnet-1": {ID: "subnet-1", CIDR: "10.0.1.0/24", AvailabilityZone: "us-east-1a"}},
+			RouteTables:    []RouteTable{{ID: "rtb-1", SubnetIDs: []string{"subnet-1"}, Routes: []Route{{Destination: "0.0.0.0/0", Target: "igw-1", State: "active"}}}},
 			SecurityGroups: map[string]SecurityGroup{"sg-i": {ID: "sg-i", Egress: []SGRule{{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}}}},
 			NACLs: []NACL{{ID: "acl-1", Default: true, Entries: []NACLEntry{
 				{Number: 100, Egress: true, Protocol: "-1", CIDR: "0.0.0.0/0", Allow: true},
@@ -29,8 +29,8 @@ func baseFacts(t *testing.T) *Facts {
 		Profiles:    map[string]*Profile{"arn:aws:iam::1:instance-profile/p": {ARN: "arn:aws:iam::1:instance-profile/p", Name: "p", RoleName: "r"}},
 		Roles:       map[string]*Role{"r": {Name: "r", ARN: "arn:aws:iam::1:role/r", Trust: &trust, Policies: []policy.Document{core}}},
 		CoreActions: builtinCoreActions, CoreSource: "test",
-		Prefs:       &Prefs{Document: DefaultDocument},
-		Caller:      &Caller{ARN: "arn:aws:iam::1:user/u", Account: "1", Method: "policy evaluation", Policies: []policy.Document{core}},
+		Prefs:  &Prefs{Document: DefaultDocument},
+		Caller: &Caller{ARN: "arn:aws:iam::1:user/u", Account: "1", Method: "policy evaluation", Policies: []policy.Document{core}},
 	}
 }
 
