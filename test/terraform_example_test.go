@@ -1,6 +1,7 @@
 package test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -14,7 +15,9 @@ import (
 )
 
 // TestTerraformExamplePrivateInstance applies terraform/examples/private-instance against the
-// emulator and checks its outputs and resources. Stages can be skipped with SKIP_<stage>=1
+// ssmkit sandbox (moto behind it, auto-attach on), checks its outputs and resources, waits for
+// the instance's emulated agent to register through the example's endpoints, runs the doctor
+// and a shell session on it, and destroys. Stages can be skipped with SKIP_<stage>=1
 // (terratest's convention), for example SKIP_destroy=1 to inspect the emulator afterwards.
 func TestTerraformExamplePrivateInstance(t *testing.T) {
 	if testing.Short() {
@@ -22,7 +25,7 @@ func TestTerraformExamplePrivateInstance(t *testing.T) {
 	}
 	t.Parallel()
 	h := tfharness.New(t)
-	em := newEmulator(t)
+	em, sb := newExampleEmulator(t)
 	dir := tfharness.CopyToTemp(t, repoRoot(t), "terraform/examples/private-instance")
 	vars := map[string]any{
 		"aws_endpoint_url": em.URL,
@@ -35,9 +38,20 @@ func TestTerraformExamplePrivateInstance(t *testing.T) {
 	}
 	opts := h.Options(dir, vars, em.env())
 
-	defer test_structure.RunTestStage(t, "destroy", func() { terraform.Destroy(t, opts) })
+	var instance string
+	defer func() {
+		test_structure.RunTestStage(t, "destroy", func() {
+			terraform.Destroy(t, opts)
+			if sb != nil && instance != "" {
+				waitDetached(t, sb, instance)
+			}
+		})
+	}()
 
-	test_structure.RunTestStage(t, "apply", func() { terraform.InitAndApply(t, opts) })
+	test_structure.RunTestStage(t, "apply", func() {
+		terraform.InitAndApply(t, opts)
+		instance = terraform.Output(t, opts, "instance_id")
+	})
 
 	test_structure.RunTestStage(t, "check_outputs_and_resources", func() {
 		ctx := testContext(t)
@@ -103,8 +117,80 @@ func TestTerraformExamplePrivateInstance(t *testing.T) {
 		}
 	})
 
-	// A subtest, so that the skip is reported without hiding that the stages above passed.
+	// Subtests, so that a skip is reported without hiding that the stages above passed.
 	t.Run("agent_registration", func(t *testing.T) {
-		t.Skip("needs ssmkit sandbox: agent registration (a fake SSM agent registering through the endpoints, ssmkit doctor, and a session via ssmkit_start_command)")
+		if sb == nil {
+			t.Skipf("$%s points at another emulator: this stage needs the in-process ssmkit sandbox", envEndpointURL)
+		}
+		if os.Getenv("SKIP_apply") != "" {
+			t.Skip("SKIP_apply: nothing was applied")
+		}
+		instance := terraform.Output(t, opts, "instance_id")
+		waitManaged(t, sb, instance)
+		t.Run("doctor", func(t *testing.T) { doctorStage(t, sb, instance, true) })
+		t.Run("session_echo_ok", func(t *testing.T) {
+			id := echoOK(t, sb, instance)
+			// The example's preferences stream sessions to its log group.
+			checkTranscript(t, sb, terraform.Output(t, opts, "session_log_group"), id)
+		})
 	})
 }
+
+// TestTerraformExamplePrivateInstanceWithoutEndpoints applies the example with its endpoints
+// module switched off (create = false, through a Terraform override file, so the example itself
+// stays as users see it): the instance has a role but no route to the service, so its agent
+// must never register, and the doctor must name the missing endpoints.
+func TestTerraformExamplePrivateInstanceWithoutEndpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping terraform apply under -short")
+	}
+	if os.Getenv(envEndpointURL) != "" {
+		t.Skipf("$%s points at another emulator: this test needs the in-process ssmkit sandbox", envEndpointURL)
+	}
+	t.Parallel()
+	h := tfharness.New(t)
+	em, sb := newExampleEmulator(t)
+	dir := tfharness.CopyToTemp(t, repoRoot(t), "terraform/examples/private-instance")
+	writeFile(t, dir, "no_endpoints_override.tf", noEndpointsOverride)
+	vars := map[string]any{
+		"aws_endpoint_url": em.URL,
+		"region":           testRegion,
+		"name":             uniqueName("noep"),
+		"root_volume_size": 8,
+	}
+	opts := h.Options(dir, vars, em.env())
+	defer test_structure.RunTestStage(t, "destroy", func() { terraform.Destroy(t, opts) })
+	test_structure.RunTestStage(t, "apply", func() { terraform.InitAndApply(t, opts) })
+	if os.Getenv("SKIP_apply") != "" {
+		return
+	}
+	if ids := terraform.OutputMap(t, opts, "vpc_endpoint_ids"); len(ids) != 0 {
+		t.Fatalf("the override left endpoints: %v", ids)
+	}
+	instance := terraform.Output(t, opts, "instance_id")
+	t.Run("never_registers", func(t *testing.T) { assertNeverManaged(t, sb, instance) })
+	t.Run("doctor", func(t *testing.T) { doctorStage(t, sb, instance, false) })
+}
+
+// noEndpointsOverride switches the example's endpoints module off. The security group's
+// egress to the s3 gateway prefix list goes with it, and the preferences document gets a
+// name of its own so that the two example tests can share one moto server.
+const noEndpointsOverride = `# Written by TestTerraformExamplePrivateInstanceWithoutEndpoints.
+module "endpoints" {
+  create = false
+}
+
+module "preferences" {
+  document_name = "${var.name}-prefs"
+}
+
+resource "aws_security_group" "instance" {
+  egress {
+    description = "HTTPS inside the VPC"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+}
+`
