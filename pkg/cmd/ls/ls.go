@@ -1,0 +1,347 @@
+// Package ls implements `ssmkit ls`: the managed nodes Session Manager can
+// reach, with their EC2 names and the flags that matter for sessions.
+package ls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
+	"github.com/spf13/cobra"
+
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/iostreams"
+	"github.com/ssmkit/ssmkit/pkg/protocol/version"
+)
+
+// PortForwardingAgent is the oldest agent version ssmkit forwards ports
+// with; older agents get the old-agent flag.
+const PortForwardingAgent = "3.0.222.0"
+
+// Flags shown in the FLAGS column.
+const (
+	// FlagOldAgent: the agent is older than PortForwardingAgent.
+	FlagOldAgent = "old-agent:no-port-forwarding"
+	// FlagOffline: the agent is not connected (PingStatus other than Online).
+	FlagOffline = "offline"
+)
+
+// Page sizes: DescribeInstanceInformation returns at most 50 per page;
+// DescribeInstances takes at most 1000 instance IDs per call.
+const (
+	infoPageSize     = 50
+	describeIDsBatch = 1000
+)
+
+// SSMAPI is the part of the SSM client `ls` uses.
+type SSMAPI interface {
+	DescribeInstanceInformation(ctx context.Context, in *ssm.DescribeInstanceInformationInput, optFns ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
+}
+
+// EC2API is the part of the EC2 client `ls` uses.
+type EC2API interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// Clients are the AWS APIs `ls` uses.
+type Clients struct {
+	SSM SSMAPI
+	// EC2 finds Name tags; nil leaves EC2 names out.
+	EC2 EC2API
+}
+
+// LsOptions are the inputs of `ssmkit ls`.
+type LsOptions struct {
+	IO      *iostreams.IOStreams
+	Clients func(ctx context.Context) (Clients, error)
+	// Filters are the parsed --filter values, as SSM instance filters.
+	Filters []ssmtypes.InstanceInformationStringFilter
+	// JSON is --json or --output json.
+	JSON bool
+}
+
+// filterKeys maps --filter keys to DescribeInstanceInformation filter keys.
+func filterKeys() map[string]string {
+	return map[string]string{
+		"ping":          "PingStatus",
+		"platform":      "PlatformTypes",
+		"agent":         "AgentVersion",
+		"id":            "InstanceIds",
+		"resource-type": "ResourceType",
+		"role":          "IamRole",
+	}
+}
+
+// ParseFilter parses one --filter: tag:KEY=VALUE, ping=Online, platform=Linux,
+// agent=VERSION, id=ID, resource-type=ManagedInstance or role=NAME. Several
+// values are separated by commas.
+func ParseFilter(s string) (ssmtypes.InstanceInformationStringFilter, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" || v == "" {
+		return ssmtypes.InstanceInformationStringFilter{}, fmt.Errorf("filter %q is not KEY=VALUE (e.g. ping=Online or tag:team=web)", s)
+	}
+	values := strings.Split(v, ",")
+	for _, x := range values {
+		if x == "" {
+			return ssmtypes.InstanceInformationStringFilter{}, fmt.Errorf("filter %q has an empty value", s)
+		}
+	}
+	if tag, ok := strings.CutPrefix(k, "tag:"); ok {
+		if tag == "" {
+			return ssmtypes.InstanceInformationStringFilter{}, fmt.Errorf("filter %q names no tag key", s)
+		}
+		return ssmtypes.InstanceInformationStringFilter{Key: aws.String(k), Values: values}, nil
+	}
+	key, ok := filterKeys()[strings.ToLower(k)]
+	if !ok {
+		return ssmtypes.InstanceInformationStringFilter{}, fmt.Errorf("unknown filter key %q: use tag:KEY, ping, platform, agent, id, resource-type or role", k)
+	}
+	return ssmtypes.InstanceInformationStringFilter{Key: aws.String(key), Values: values}, nil
+}
+
+// NewCmdLs returns the `ls` command. runF replaces the run function in tests.
+func NewCmdLs(f *cmdutil.Factory, runF func(*LsOptions) error) *cobra.Command {
+	opts := &LsOptions{IO: f.IOStreams}
+	var filters []string
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List managed nodes with their names, agent versions and flags",
+		Long: "List the nodes Systems Manager manages in this account and region, with their EC2 Name\n" +
+			"tag, ping status, SSM Agent version, platform and IP address. FLAGS points out what\n" +
+			"stops a session: offline (agent not connected) and old-agent:no-port-forwarding\n" +
+			"(agent older than " + PortForwardingAgent + ").\n\n" +
+			"Calls: one DescribeInstanceInformation per 50 nodes and one DescribeInstances per\n" +
+			"1000 EC2 instances for the names.",
+		Example: "  ssmkit ls\n" +
+			"  ssmkit ls --filter ping=Online --filter tag:team=web\n" +
+			"  ssmkit ls --filter platform=Windows --json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Filters = nil
+			for _, s := range filters {
+				fl, err := ParseFilter(s)
+				if err != nil {
+					return cmdutil.FlagErrorWrap(err)
+				}
+				opts.Filters = append(opts.Filters, fl)
+			}
+			if f.Options.JSON() {
+				opts.JSON = true
+			}
+			if opts.Clients == nil {
+				opts.Clients = func(ctx context.Context) (Clients, error) {
+					cfg, err := f.AWSConfig(ctx)
+					if err != nil {
+						return Clients{}, err
+					}
+					return Clients{SSM: awsapi.NewSSM(cfg), EC2: awsapi.NewEC2(cfg)}, nil
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return lsRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Only nodes matching `KEY=VALUE`: tag:KEY, ping, platform, agent, id, resource-type, role (repeatable)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "Print JSON")
+	return cmd
+}
+
+// Node is one managed node, as --json prints it.
+type Node struct {
+	Name            string     `json:"name"`
+	ID              string     `json:"id"`
+	PingStatus      string     `json:"ping_status"`
+	AgentVersion    string     `json:"agent_version"`
+	PlatformType    string     `json:"platform_type,omitempty"`
+	PlatformName    string     `json:"platform_name,omitempty"`
+	PlatformVersion string     `json:"platform_version,omitempty"`
+	IPAddress       string     `json:"ip_address,omitempty"`
+	ResourceType    string     `json:"resource_type,omitempty"`
+	LastPing        *time.Time `json:"last_ping,omitempty"`
+	Flags           []string   `json:"flags"`
+}
+
+// List returns the managed nodes matching filters, named from EC2.
+func List(ctx context.Context, c Clients, filters []ssmtypes.InstanceInformationStringFilter) ([]Node, error) {
+	var nodes []Node
+	in := &ssm.DescribeInstanceInformationInput{Filters: filters, MaxResults: aws.Int32(infoPageSize)}
+	for {
+		page, err := c.SSM.DescribeInstanceInformation(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("listing managed nodes: %w", err)
+		}
+		for _, ii := range page.InstanceInformationList {
+			nodes = append(nodes, node(ii))
+		}
+		next := aws.ToString(page.NextToken)
+		if next == "" || next == aws.ToString(in.NextToken) {
+			break
+		}
+		in.NextToken = page.NextToken
+	}
+	if c.EC2 != nil {
+		var ids []string
+		for _, n := range nodes {
+			if strings.HasPrefix(n.ID, "i-") {
+				ids = append(ids, n.ID)
+			}
+		}
+		names, err := ec2Names(ctx, c.EC2, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i := range nodes {
+			if name := names[nodes[i].ID]; name != "" {
+				nodes[i].Name = name
+			}
+		}
+	}
+	sort.SliceStable(nodes, func(i, j int) bool {
+		if nodes[i].Name != nodes[j].Name {
+			return nodes[i].Name < nodes[j].Name
+		}
+		return nodes[i].ID < nodes[j].ID
+	})
+	return nodes, nil
+}
+
+func node(ii ssmtypes.InstanceInformation) Node {
+	n := Node{
+		Name: aws.ToString(ii.Name), ID: aws.ToString(ii.InstanceId), PingStatus: string(ii.PingStatus),
+		AgentVersion: aws.ToString(ii.AgentVersion), PlatformType: string(ii.PlatformType),
+		PlatformName: aws.ToString(ii.PlatformName), PlatformVersion: aws.ToString(ii.PlatformVersion),
+		IPAddress: aws.ToString(ii.IPAddress), ResourceType: string(ii.ResourceType), LastPing: ii.LastPingDateTime,
+		Flags: []string{},
+	}
+	if n.PingStatus != string(ssmtypes.PingStatusOnline) {
+		n.Flags = append(n.Flags, FlagOffline)
+	}
+	if n.AgentVersion != "" && version.AgentCompare(n.AgentVersion, PortForwardingAgent) < 0 {
+		n.Flags = append(n.Flags, FlagOldAgent)
+	}
+	return n
+}
+
+// notFoundIDRE finds the IDs in an InvalidInstanceID.NotFound message.
+var notFoundIDRE = regexp.MustCompile(`\bi-[0-9a-f]{8,17}\b`)
+
+// ec2Names returns the Name tag of each instance, asking for up to 1000
+// IDs per call. Managed nodes whose instance EC2 no longer knows (just
+// terminated, or registered from elsewhere) make the call fail with
+// InvalidInstanceID.NotFound; they are dropped and the batch retried once.
+func ec2Names(ctx context.Context, c EC2API, ids []string) (map[string]string, error) {
+	names := make(map[string]string, len(ids))
+	for start := 0; start < len(ids); start += describeIDsBatch {
+		batch := ids[start:min(start+describeIDsBatch, len(ids))]
+		err := describeNames(ctx, c, batch, names)
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceID.NotFound" {
+			missing := map[string]bool{}
+			for _, id := range notFoundIDRE.FindAllString(ae.ErrorMessage(), -1) {
+				missing[id] = true
+			}
+			var rest []string
+			for _, id := range batch {
+				if !missing[id] {
+					rest = append(rest, id)
+				}
+			}
+			if len(missing) == 0 || len(rest) == len(batch) {
+				return nil, fmt.Errorf("looking up instance names: %w", err)
+			}
+			err = nil
+			if len(rest) > 0 {
+				err = describeNames(ctx, c, rest, names)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up instance names: %w", err)
+		}
+	}
+	return names, nil
+}
+
+func describeNames(ctx context.Context, c EC2API, ids []string, names map[string]string) error {
+	in := &ec2.DescribeInstancesInput{InstanceIds: ids}
+	for {
+		out, err := c.DescribeInstances(ctx, in)
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for _, inst := range r.Instances {
+				for _, t := range inst.Tags {
+					if aws.ToString(t.Key) == "Name" {
+						names[aws.ToString(inst.InstanceId)] = aws.ToString(t.Value)
+					}
+				}
+			}
+		}
+		next := aws.ToString(out.NextToken)
+		if next == "" || next == aws.ToString(in.NextToken) {
+			return nil
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+func lsRun(ctx context.Context, opts *LsOptions) error {
+	c, err := opts.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := List(ctx, c, opts.Filters)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		if nodes == nil {
+			nodes = []Node{}
+		}
+		return cmdutil.PrintJSON(opts.IO, nodes)
+	}
+	if len(nodes) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, "No managed nodes match")
+		return nil
+	}
+	cs := opts.IO.ColorScheme()
+	tp := cmdutil.NewTablePrinter(opts.IO)
+	tp.SetHeader("NAME", "ID", "PING", "AGENT", "PLATFORM", "IP", "FLAGS")
+	for _, n := range nodes {
+		ping := n.PingStatus
+		if ping == string(ssmtypes.PingStatusOnline) {
+			ping = cs.Green(ping)
+		} else {
+			ping = cs.Red(ping)
+		}
+		platform := strings.TrimSpace(n.PlatformName + " " + n.PlatformVersion)
+		if platform == "" {
+			platform = n.PlatformType
+		}
+		flags := strings.Join(n.Flags, ",")
+		if flags != "" {
+			flags = cs.Yellow(flags)
+		}
+		tp.AddRow(dash(n.Name), n.ID, ping, dash(n.AgentVersion), dash(platform), dash(n.IPAddress), dash(flags))
+	}
+	return tp.Render()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
