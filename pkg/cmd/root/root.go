@@ -13,7 +13,11 @@ import (
 	doctorCmd "github.com/ssmkit/ssmkit/pkg/cmd/doctor"
 	execCmd "github.com/ssmkit/ssmkit/pkg/cmd/exec"
 	forwardCmd "github.com/ssmkit/ssmkit/pkg/cmd/forward"
+	logsCmd "github.com/ssmkit/ssmkit/pkg/cmd/logs"
+	lsCmd "github.com/ssmkit/ssmkit/pkg/cmd/ls"
+	prefsCmd "github.com/ssmkit/ssmkit/pkg/cmd/prefs"
 	sandboxCmd "github.com/ssmkit/ssmkit/pkg/cmd/sandbox"
+	sessionsCmd "github.com/ssmkit/ssmkit/pkg/cmd/sessions"
 	sshCmd "github.com/ssmkit/ssmkit/pkg/cmd/ssh"
 	startCmd "github.com/ssmkit/ssmkit/pkg/cmd/start"
 	versionCmd "github.com/ssmkit/ssmkit/pkg/cmd/version"
@@ -76,6 +80,10 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.AddCommand(sshCmd.NewCmdSSH(f, nil))
 	cmd.AddCommand(doctorCmd.NewCmdDoctor(f, nil))
 	cmd.AddCommand(sandboxCmd.NewCmdSandbox(f))
+	cmd.AddCommand(prefsCmd.NewCmdPrefs(f))
+	cmd.AddCommand(sessionsCmd.NewCmdSessions(f))
+	cmd.AddCommand(logsCmd.NewCmdLogs(f, nil))
+	cmd.AddCommand(lsCmd.NewCmdLs(f, nil))
 
 	return cmd
 }
