@@ -25,6 +25,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
+	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
@@ -313,7 +314,7 @@ func TestLsAgainstSandbox500(t *testing.T) {
 		}
 		seen++
 		wantFlags := []string{FlagOffline} // registered, but no agent connected
-		if w.agent < PortForwardingAgent {
+		if version.AgentCompare(w.agent, PortForwardingAgent) < 0 {
 			wantFlags = append(wantFlags, FlagOldAgent)
 		}
 		if nd.Name != w.name || nd.IPAddress != w.ip || nd.AgentVersion != w.agent || nd.PlatformType != "Linux" ||
