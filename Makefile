@@ -8,12 +8,16 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VPKG := github.com/ssmkit/ssmkit/pkg/cmd/version
 LDFLAGS := -s -w -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
 
-.PHONY: build test test-short bench fuzz lint tidy-check clean
+.PHONY: build demo test test-short bench fuzz lint tidy-check clean
 
 ## build: one static binary at bin/ssmkit
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ssmkit
 	@echo "built $(BIN) ($$($(BIN) --version))"
+
+## demo: build, then run the sandbox tour (scripts/demo.sh); stops everything it starts
+demo: build
+	scripts/demo.sh
 
 ## test: lint, then every test with the race detector (starts and stops moto itself)
 test: lint

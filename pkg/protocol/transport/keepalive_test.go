@@ -17,10 +17,12 @@ import (
 )
 
 // Small keepalive timings: pings every 50 ms, 100 ms to answer.
+// fastKeepalive is quick, but with a pong wait generous enough for a
+// loaded 2-core machine running the race detector.
 var fastKeepalive = transport.ConnOptions{
-	PingInterval:   50 * time.Millisecond,
+	PingInterval:   100 * time.Millisecond,
 	DelayFirstPing: true,
-	PongWait:       100 * time.Millisecond,
+	PongWait:       500 * time.Millisecond,
 }
 
 // drain reads c until it fails, so that it answers pings.
@@ -71,8 +73,8 @@ func TestKeepalivePongsKeepPeerAlive(t *testing.T) {
 
 			answering := drain(answerer) // reading answers pings
 			pending := readAsync(enforcer)
-			// Well past the initial deadline (150 ms) and > 3 intervals.
-			time.Sleep(400 * time.Millisecond)
+			// Well past the initial deadline (600 ms) and > 3 intervals.
+			time.Sleep(1200 * time.Millisecond)
 			select {
 			case r := <-pending:
 				t.Fatalf("enforcing side failed while pongs flowed: %v", r.err)
@@ -138,9 +140,9 @@ func TestKeepaliveDropsSilentPeer(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("ReadMessage err = %v, want a deadline error", err)
 	}
-	// Initial deadline: PingInterval + PongWait = 150 ms.
-	if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
-		t.Errorf("dropped after %s, want about 150ms", elapsed)
+	// Initial deadline: PingInterval + PongWait = 600 ms.
+	if elapsed < 500*time.Millisecond || elapsed > 3*time.Second {
+		t.Errorf("dropped after %s, want about 600ms", elapsed)
 	}
 	select {
 	case p := <-pings:

@@ -4,7 +4,7 @@ package sandboxtest
 
 import (
 	"context"
-	"os"
+	"errors"
 	"testing"
 	"time"
 
@@ -13,21 +13,27 @@ import (
 )
 
 // Start brings up a sandbox with opts (three healthy instances when
-// opts.Instances is nil) and stops it when the test ends. It uses the moto
-// server of $SSMKIT_MOTO_URL when set (reset first is up to the caller:
-// instance names and ids differ per test anyway), else a private one. It
-// skips the test when moto is not installed.
+// opts.Instances is nil) and stops it when the test ends. Each sandbox gets
+// a private moto server (unless opts.MotoURL names one): moto's state is
+// global, and tests create the same named resources. It skips the test
+// when moto is not installed.
 func Start(tb testing.TB, opts sandbox.Options) *sandbox.Sandbox {
 	tb.Helper()
 	if opts.Instances == nil {
 		opts.Instances = []sandbox.InstanceSpec{{Name: "web-1"}, {Name: "web-2"}, {Name: "web-3"}}
 	}
 	if opts.MotoURL == "" {
-		if u := os.Getenv(motoserver.EnvURL); u != "" {
-			opts.MotoURL = u
-		} else {
-			opts.MotoURL = motoserver.URL(tb)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		srv, err := motoserver.Start(ctx, motoserver.Options{})
+		cancel()
+		if errors.Is(err, motoserver.ErrPythonNotFound) || errors.Is(err, motoserver.ErrMotoNotInstalled) {
+			tb.Skipf("the sandbox needs moto: %v", err)
 		}
+		if err != nil {
+			tb.Fatalf("starting moto: %v", err)
+		}
+		tb.Cleanup(func() { srv.Close() })
+		opts.MotoURL = srv.URL()
 	}
 	if opts.StateDir == "" {
 		opts.StateDir = tb.TempDir()
