@@ -172,16 +172,11 @@ func TestTerraformExamplePrivateInstanceWithoutEndpoints(t *testing.T) {
 	t.Run("doctor", func(t *testing.T) { doctorStage(t, sb, instance, false) })
 }
 
-// noEndpointsOverride switches the example's endpoints module off. The security group's
-// egress to the s3 gateway prefix list goes with it, and the preferences document gets a
-// name of its own so that the two example tests can share one moto server.
+// noEndpointsOverride switches the example's endpoints module off; the security group's
+// egress to the s3 gateway prefix list goes with it (override files replace nested blocks).
 const noEndpointsOverride = `# Written by TestTerraformExamplePrivateInstanceWithoutEndpoints.
 module "endpoints" {
   create = false
-}
-
-module "preferences" {
-  document_name = "${var.name}-prefs"
 }
 
 resource "aws_security_group" "instance" {
