@@ -446,91 +446,63 @@ func (g *Gatherer) network(r *runner, f *Facts) {
 				}
 			}
 		})
-		r.Go(func(ctx context.Context) {
-			p := ec2.NewDescribeSubnetsPaginator(g.Clients.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					fail(chunk, "DescribeSubnets", err)
-					return
+		pages := func(op string, drain func(context.Context) error) {
+			r.Go(func(ctx context.Context) {
+				if err := drain(ctx); err != nil {
+					fail(chunk, op, err)
 				}
-				mu.Lock()
-				for _, s := range out.Subnets {
-					if vpc := f.VPCs[aws.ToString(s.VpcId)]; vpc != nil {
-						vpc.Subnets[aws.ToString(s.SubnetId)] = Subnet{ID: aws.ToString(s.SubnetId), CIDR: aws.ToString(s.CidrBlock), AvailabilityZone: aws.ToString(s.AvailabilityZone)}
+			})
+		}
+		pages("DescribeSubnets", func(ctx context.Context) error {
+			return eachPage(ctx, ec2.NewDescribeSubnetsPaginator(g.Clients.EC2, &ec2.DescribeSubnetsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)}), &mu,
+				func(out *ec2.DescribeSubnetsOutput) {
+					for _, s := range out.Subnets {
+						if vpc := f.VPCs[aws.ToString(s.VpcId)]; vpc != nil {
+							vpc.Subnets[aws.ToString(s.SubnetId)] = Subnet{ID: aws.ToString(s.SubnetId), CIDR: aws.ToString(s.CidrBlock), AvailabilityZone: aws.ToString(s.AvailabilityZone)}
+						}
 					}
-				}
-				mu.Unlock()
-			}
+				})
 		})
-		r.Go(func(ctx context.Context) {
-			p := ec2.NewDescribeRouteTablesPaginator(g.Clients.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					fail(chunk, "DescribeRouteTables", err)
-					return
-				}
-				mu.Lock()
-				for _, rt := range out.RouteTables {
-					if vpc := f.VPCs[aws.ToString(rt.VpcId)]; vpc != nil {
-						vpc.RouteTables = append(vpc.RouteTables, convertRouteTable(rt))
+		pages("DescribeRouteTables", func(ctx context.Context) error {
+			return eachPage(ctx, ec2.NewDescribeRouteTablesPaginator(g.Clients.EC2, &ec2.DescribeRouteTablesInput{Filters: vpcFilter, MaxResults: aws.Int32(100)}), &mu,
+				func(out *ec2.DescribeRouteTablesOutput) {
+					for _, rt := range out.RouteTables {
+						if vpc := f.VPCs[aws.ToString(rt.VpcId)]; vpc != nil {
+							vpc.RouteTables = append(vpc.RouteTables, convertRouteTable(rt))
+						}
 					}
-				}
-				mu.Unlock()
-			}
+				})
 		})
-		r.Go(func(ctx context.Context) {
-			p := ec2.NewDescribeVpcEndpointsPaginator(g.Clients.EC2, &ec2.DescribeVpcEndpointsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					fail(chunk, "DescribeVpcEndpoints", err)
-					return
-				}
-				mu.Lock()
-				for _, e := range out.VpcEndpoints {
-					if vpc := f.VPCs[aws.ToString(e.VpcId)]; vpc != nil {
-						vpc.Endpoints = append(vpc.Endpoints, convertEndpoint(e))
+		pages("DescribeVpcEndpoints", func(ctx context.Context) error {
+			return eachPage(ctx, ec2.NewDescribeVpcEndpointsPaginator(g.Clients.EC2, &ec2.DescribeVpcEndpointsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)}), &mu,
+				func(out *ec2.DescribeVpcEndpointsOutput) {
+					for _, e := range out.VpcEndpoints {
+						if vpc := f.VPCs[aws.ToString(e.VpcId)]; vpc != nil {
+							vpc.Endpoints = append(vpc.Endpoints, convertEndpoint(e))
+						}
 					}
-				}
-				mu.Unlock()
-			}
+				})
 		})
-		r.Go(func(ctx context.Context) {
-			p := ec2.NewDescribeSecurityGroupsPaginator(g.Clients.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					fail(chunk, "DescribeSecurityGroups", err)
-					return
-				}
-				mu.Lock()
-				for _, sg := range out.SecurityGroups {
-					if vpc := f.VPCs[aws.ToString(sg.VpcId)]; vpc != nil {
-						vpc.SecurityGroups[aws.ToString(sg.GroupId)] = SecurityGroup{ID: aws.ToString(sg.GroupId),
-							Ingress: convertPerms(sg.IpPermissions), Egress: convertPerms(sg.IpPermissionsEgress)}
+		pages("DescribeSecurityGroups", func(ctx context.Context) error {
+			return eachPage(ctx, ec2.NewDescribeSecurityGroupsPaginator(g.Clients.EC2, &ec2.DescribeSecurityGroupsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)}), &mu,
+				func(out *ec2.DescribeSecurityGroupsOutput) {
+					for _, sg := range out.SecurityGroups {
+						if vpc := f.VPCs[aws.ToString(sg.VpcId)]; vpc != nil {
+							vpc.SecurityGroups[aws.ToString(sg.GroupId)] = SecurityGroup{ID: aws.ToString(sg.GroupId),
+								Ingress: convertPerms(sg.IpPermissions), Egress: convertPerms(sg.IpPermissionsEgress)}
+						}
 					}
-				}
-				mu.Unlock()
-			}
+				})
 		})
-		r.Go(func(ctx context.Context) {
-			p := ec2.NewDescribeNetworkAclsPaginator(g.Clients.EC2, &ec2.DescribeNetworkAclsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				if err != nil {
-					fail(chunk, "DescribeNetworkAcls", err)
-					return
-				}
-				mu.Lock()
-				for _, a := range out.NetworkAcls {
-					if vpc := f.VPCs[aws.ToString(a.VpcId)]; vpc != nil {
-						vpc.NACLs = append(vpc.NACLs, convertNACL(a))
+		pages("DescribeNetworkAcls", func(ctx context.Context) error {
+			return eachPage(ctx, ec2.NewDescribeNetworkAclsPaginator(g.Clients.EC2, &ec2.DescribeNetworkAclsInput{Filters: vpcFilter, MaxResults: aws.Int32(1000)}), &mu,
+				func(out *ec2.DescribeNetworkAclsOutput) {
+					for _, a := range out.NetworkAcls {
+						if vpc := f.VPCs[aws.ToString(a.VpcId)]; vpc != nil {
+							vpc.NACLs = append(vpc.NACLs, convertNACL(a))
+						}
 					}
-				}
-				mu.Unlock()
-			}
+				})
 		})
 	}
 	for _, id := range vpcIDs {
@@ -552,6 +524,27 @@ func (g *Gatherer) network(r *runner, f *Facts) {
 			})
 		}
 	}
+}
+
+// pager is an aws-sdk-go-v2 EC2 paginator.
+type pager[T any] interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*ec2.Options)) (T, error)
+}
+
+// eachPage hands every page of p to add, under mu, and stops at the first
+// error.
+func eachPage[T any](ctx context.Context, p pager[T], mu *sync.Mutex, add func(T)) error {
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		add(out)
+		mu.Unlock()
+	}
+	return nil
 }
 
 func convertRouteTable(rt ec2types.RouteTable) RouteTable {
