@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
-	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -36,25 +34,15 @@ const (
 // its own, in front of a moto server of its own, unless $SSMKIT_AWS_ENDPOINT_URL names another
 // emulator (the sandbox is then nil and the agent stages skip).
 //
-// The moto server is private even when $SSMKIT_MOTO_URL shares one: the example creates the
-// account-wide SSM-SessionManagerRunShell preferences (KMS, logging), which every sandbox on a
-// shared server would apply to its sessions while the example exists.
+// sandboxtest gives the sandbox a moto server of its own, which matters here: the example
+// creates the account-wide SSM-SessionManagerRunShell preferences (KMS, logging), which every
+// sandbox on a shared server would apply to its sessions while the example exists.
 func newExampleEmulator(t *testing.T) (emulator, *sandbox.Sandbox) {
 	t.Helper()
 	if os.Getenv(envEndpointURL) != "" {
 		return newEmulator(t), nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	moto, err := motoserver.Start(ctx, motoserver.Options{})
-	switch {
-	case errors.Is(err, motoserver.ErrPythonNotFound), errors.Is(err, motoserver.ErrMotoNotInstalled):
-		t.Skipf("skipping: no moto server available: %v", err)
-	case err != nil:
-		t.Fatalf("starting moto: %v", err)
-	}
-	t.Cleanup(func() { moto.Close() })
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}, AutoAttach: true, MotoURL: moto.URL()})
+	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}, AutoAttach: true})
 	return emulator{URL: sb.URL(), Moto: true}, sb
 }
 
