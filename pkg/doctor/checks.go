@@ -1093,7 +1093,10 @@ func (t *target) loggingRoleAccess() Check {
 	if p.LogGroup != "" {
 		lg := fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s", f.Partition, f.Region, f.Account, p.LogGroup)
 		reqs = append(reqs, [2]string{"logs:CreateLogStream", lg + ":*"}, [2]string{"logs:PutLogEvents", lg + ":log-stream:x"},
-			[2]string{"logs:DescribeLogGroups", "*"}, [2]string{"logs:DescribeLogStreams", lg + ":*"})
+			// DescribeLogGroups is authorized on the account's log groups as a
+			// whole (log-group:*), not on one group and not on "*".
+			[2]string{"logs:DescribeLogGroups", fmt.Sprintf("arn:%s:logs:%s:%s:log-group:*", f.Partition, f.Region, f.Account)},
+			[2]string{"logs:DescribeLogStreams", lg + ":*"})
 		vars = append(vars, fmt.Sprintf("logging_cloudwatch_log_group_name = %q", p.LogGroup))
 	}
 	if p.KMSKeyID != "" {
