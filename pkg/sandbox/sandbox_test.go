@@ -138,15 +138,8 @@ func TestSandboxEndToEnd(t *testing.T) {
 	})
 
 	t.Run("command exit code", func(t *testing.T) {
-		// A document with separate output streams carries the exit code.
-		_, err := ssmc.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String("Sandbox-Command"), DocumentType: ssmtypes.DocumentTypeSession,
-			Content: aws.String(`{"schemaVersion":"1.0","description":"command","sessionType":"NonInteractiveCommands",
-			"parameters":{"command":{"type":"String"}},
-			"properties":{"linux":{"commands":"{{ command }}","separateOutputStream":true,"stdOutSeparatorPrefix":"","stdErrSeparatorPrefix":""}}}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := open(t, c, session.CommandRequest(web, "echo out; echo err >&2; exit 7", false, "Sandbox-Command"))
+		// The AWS-owned AWS-StartNonInteractiveCommand with separateOutputStream.
+		s := open(t, c, session.CommandRequest(web, "echo out; echo err >&2; exit 7", false, ""))
 		var stdout, stderr bytes.Buffer
 		code, err := session.RunCommand(ctx, s, session.CommandIO{Stdout: &stdout, Stderr: &stderr})
 		if err != nil {

@@ -38,10 +38,16 @@ func CommandRequest(target, command string, tty bool, document string) StartRequ
 			document = DocumentInteractiveCommand
 		}
 	}
+	params := map[string][]string{"command": {command}}
+	if document == DocumentNonInteractiveCommand {
+		// The AWS-owned document streams stdout and stderr apart and
+		// sends the exit code only when asked to.
+		params["separateOutputStream"] = []string{"true"}
+	}
 	return StartRequest{
 		Target:       target,
 		DocumentName: document,
-		Parameters:   map[string][]string{"command": {command}},
+		Parameters:   params,
 	}
 }
 

@@ -85,11 +85,22 @@ var AWSSessionDocuments = map[string]string{
   "description": "Document to run single non interactive command on an instance",
   "sessionType": "NonInteractiveCommands",
   "parameters": {
-    "command": {"type": "String", "description": "The command to run on the instance"}
+    "command": {"type": "String", "description": "The command to run on the instance"},
+    "separateOutputStream": {"type": "String", "description": "(Optional) Separate the StdOut, StdErr and Exit code for Non-interactive command output", "allowedValues": ["true", "false"], "default": "false"},
+    "stdoutSeparatorPrefix": {"type": "String", "description": "(Optional) Unique string as the prefix for StdOut partition", "allowedPattern": "^[0-9a-zA-Z\\r\\n_:-]{0,30}$", "default": ""},
+    "stderrSeparatorPrefix": {"type": "String", "description": "(Optional) Unique string as the prefix for StdErr partition", "allowedPattern": "^[0-9a-zA-Z\\r\\n_:-]{0,30}$", "default": ""}
   },
-  "properties": ` + commandProperties + `
+  "properties": ` + nonInteractiveProperties + `
 }`,
 }
+
+// nonInteractiveProperties are AWS-StartNonInteractiveCommand's: the
+// command plus the separate-output switches its parameters feed.
+const nonInteractiveProperties = `{
+    "windows": {"commands": "{{ command }}", "runAsElevated": false, "separateOutputStream": "{{ separateOutputStream }}", "stdOutSeparatorPrefix": "{{ stdoutSeparatorPrefix }}", "stdErrSeparatorPrefix": "{{ stderrSeparatorPrefix }}"},
+    "linux": {"commands": "{{ command }}", "runAsElevated": false, "separateOutputStream": "{{ separateOutputStream }}", "stdOutSeparatorPrefix": "{{ stdoutSeparatorPrefix }}", "stdErrSeparatorPrefix": "{{ stderrSeparatorPrefix }}"},
+    "macos": {"commands": "{{ command }}", "runAsElevated": false, "separateOutputStream": "{{ separateOutputStream }}", "stdOutSeparatorPrefix": "{{ stdoutSeparatorPrefix }}", "stdErrSeparatorPrefix": "{{ stderrSeparatorPrefix }}"}
+  }`
 
 // DocumentCreator creates documents (the SSM client pointed at moto).
 type DocumentCreator interface {
