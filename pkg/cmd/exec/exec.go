@@ -42,10 +42,10 @@ func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Comman
 		Use:   "exec <target> -- <command> [args...]",
 		Short: "Run a command on a managed node",
 		Long: "Run a command on a managed node over Session Manager and exit with its exit status.\n\n" +
-			"Without --tty the command runs without a terminal through AWS-StartNonInteractiveCommand;\n" +
-			"its stdout and stderr arrive on ssmkit's stdout and stderr. Separate streams and the exit\n" +
-			"status need a session document that sets separateOutputStream (pass it with --document);\n" +
-			"with the AWS-owned document the output is merged and the status is reported as 0.\n\n" +
+			"Without --tty the command runs without a terminal through AWS-StartNonInteractiveCommand\n" +
+			"with separateOutputStream=true: its stdout and stderr arrive on ssmkit's stdout and\n" +
+			"stderr, and its exit status becomes ssmkit's. A --document of your own must set\n" +
+			"separateOutputStream for the same; without it the output is merged and the status is 0.\n\n" +
 			"With --tty the command runs on a terminal through AWS-StartInteractiveCommand, for\n" +
 			"programs such as top or vim; Session Manager does not report the status then.\n\n" +
 			"Several arguments are quoted for the remote shell; a single argument is passed as is,\n" +
