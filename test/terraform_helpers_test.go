@@ -89,6 +89,21 @@ func terraformDirs(t *testing.T, root, rel string) []string {
 	return dirs
 }
 
+// copyFixture copies test/fixtures/<name> to a temporary folder together with the
+// provider configuration all fixtures share (test/fixtures/provider.tf).
+func copyFixture(t *testing.T, root, name string) string {
+	t.Helper()
+	dir := tfharness.CopyToTemp(t, root, filepath.Join("test/fixtures", name))
+	b, err := os.ReadFile(filepath.Join(root, "test/fixtures/provider.tf"))
+	if err != nil {
+		t.Fatalf("reading the shared fixture provider: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "provider.tf"), b, 0o644); err != nil {
+		t.Fatalf("writing the fixture provider: %v", err)
+	}
+	return dir
+}
+
 // testContext bounds a test's terraform commands by its deadline, if any.
 func testContext(t *testing.T) context.Context {
 	t.Helper()

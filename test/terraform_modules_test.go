@@ -37,7 +37,7 @@ func applyFixture(t *testing.T, module string, vars map[string]any) (*fixture, f
 	t.Helper()
 	h := tfharness.New(t)
 	em := newEmulator(t)
-	dir := tfharness.CopyToTemp(t, repoRoot(t), "test/fixtures/"+module)
+	dir := copyFixture(t, repoRoot(t), module)
 	name := uniqueName("tt")
 	all := map[string]any{"endpoint_url": em.URL, "region": testRegion, "name": name}
 	for k, v := range vars {

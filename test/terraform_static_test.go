@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -37,11 +38,17 @@ func TestTerraformValidate(t *testing.T) {
 	var dirs []string
 	dirs = append(dirs, terraformDirs(t, root, "terraform/modules")...)
 	dirs = append(dirs, terraformDirs(t, root, "terraform/examples")...)
-	dirs = append(dirs, terraformDirs(t, root, "test/fixtures")...)
+	fixtures := terraformDirs(t, root, "test/fixtures")
+	dirs = append(dirs, fixtures...)
 	for _, rel := range dirs {
 		t.Run(filepath.ToSlash(rel), func(t *testing.T) {
 			t.Parallel()
-			dir := tfharness.CopyToTemp(t, root, rel)
+			var dir string
+			if slices.Contains(fixtures, rel) {
+				dir = copyFixture(t, root, filepath.Base(rel))
+			} else {
+				dir = tfharness.CopyToTemp(t, root, rel)
+			}
 			ctx := testContext(t)
 			if _, err := h.Run(ctx, dir, "init", "-backend=false", "-input=false", "-no-color"); err != nil {
 				t.Fatal(err)
