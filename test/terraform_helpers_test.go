@@ -12,7 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/uuid"
 
-	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+	"github.com/ssmkit/ssmkit/pkg/sandbox"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 	"github.com/ssmkit/ssmkit/test/tfharness"
 )
 
@@ -26,16 +27,21 @@ const testRegion = "us-east-1"
 // emulator is the AWS stand-in one test applies against.
 type emulator struct {
 	URL string
-	// Moto is true for moto, whose gaps the fixtures work around through variables.
+	// Moto is true when moto is behind the endpoint, whose gaps the fixtures work around
+	// through variables.
 	Moto bool
 }
 
+// newEmulator starts an in-process ssmkit sandbox (with a private moto behind it) unless
+// $SSMKIT_AWS_ENDPOINT_URL names another emulator. The sandbox serves what moto lacks,
+// such as the default host management service setting.
 func newEmulator(t *testing.T) emulator {
 	t.Helper()
 	if u := os.Getenv(envEndpointURL); u != "" {
 		return emulator{URL: u}
 	}
-	return emulator{URL: motoserver.URL(t), Moto: true}
+	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
+	return emulator{URL: sb.URL(), Moto: true}
 }
 
 // env is what terraform processes need to talk to the emulator: dummy credentials and no

@@ -211,10 +211,8 @@ func TestTerraformDefaultHostManagement(t *testing.T) {
 		t.Skip("skipping terraform apply under -short")
 	}
 	t.Parallel()
-	// moto implements no service setting API (Get/Update/ResetServiceSetting); there the
-	// fixture manages only the role.
-	em := newEmulator(t)
-	f, destroy := applyFixture(t, "default-host-management", map[string]any{"create_service_setting": !em.Moto})
+	// The service setting comes from the sandbox (moto has no service setting API).
+	f, destroy := applyFixture(t, "default-host-management", nil)
 	defer destroy()
 	ctx := testContext(t)
 	client := iam.NewFromConfig(f.em.awsConfig())
@@ -235,7 +233,7 @@ func TestTerraformDefaultHostManagement(t *testing.T) {
 	if err != nil || len(attached.AttachedPolicies) != 1 || aws.ToString(attached.AttachedPolicies[0].PolicyName) != "AmazonSSMManagedEC2InstanceDefaultPolicy" {
 		t.Errorf("attached = %+v (%v), want AmazonSSMManagedEC2InstanceDefaultPolicy", attached, err)
 	}
-	if !em.Moto {
+	{
 		setting, err := ssm.NewFromConfig(f.em.awsConfig()).GetServiceSetting(ctx, &ssm.GetServiceSettingInput{
 			SettingId: aws.String("/ssm/managed-instance/default-ec2-instance-management-role"),
 		})
