@@ -1032,7 +1032,8 @@ func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]poli
 	}
 	res := principal[i+1:]
 	name := res[strings.LastIndex(res, "/")+1:]
-	var docs []policy.Document
+	var arns, inline []string
+	var getInline func(ctx context.Context, policyName string) (*string, error)
 	switch {
 	case strings.HasPrefix(res, "role/"):
 		ap := iam.NewListAttachedRolePoliciesPaginator(g.Clients.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
@@ -1042,25 +1043,20 @@ func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]poli
 				return nil, err
 			}
 			for _, p := range out.AttachedPolicies {
-				d, err := g.managedPolicy(ctx, aws.ToString(p.PolicyArn))
-				if err != nil {
-					return nil, err
-				}
-				docs = append(docs, d)
+				arns = append(arns, aws.ToString(p.PolicyArn))
 			}
 		}
 		names, err := g.Clients.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(name)})
 		if err != nil {
 			return nil, err
 		}
-		for _, pn := range names.PolicyNames {
+		inline = names.PolicyNames
+		getInline = func(ctx context.Context, pn string) (*string, error) {
 			out, err := g.Clients.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
 			if err != nil {
 				return nil, err
 			}
-			if d, err := policy.Parse("inline:"+pn, aws.ToString(out.PolicyDocument)); err == nil {
-				docs = append(docs, d)
-			}
+			return out.PolicyDocument, nil
 		}
 	case strings.HasPrefix(res, "user/"):
 		out, err := g.Clients.IAM.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(name)})
@@ -1068,27 +1064,39 @@ func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]poli
 			return nil, err
 		}
 		for _, p := range out.AttachedPolicies {
-			d, err := g.managedPolicy(ctx, aws.ToString(p.PolicyArn))
-			if err != nil {
-				return nil, err
-			}
-			docs = append(docs, d)
+			arns = append(arns, aws.ToString(p.PolicyArn))
 		}
 		names, err := g.Clients.IAM.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(name)})
 		if err != nil {
 			return nil, err
 		}
-		for _, pn := range names.PolicyNames {
+		inline = names.PolicyNames
+		getInline = func(ctx context.Context, pn string) (*string, error) {
 			out, err := g.Clients.IAM.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(name), PolicyName: aws.String(pn)})
 			if err != nil {
 				return nil, err
 			}
-			if d, err := policy.Parse("inline:"+pn, aws.ToString(out.PolicyDocument)); err == nil {
-				docs = append(docs, d)
-			}
+			return out.PolicyDocument, nil
 		}
 	default:
 		return nil, fmt.Errorf("cannot read the policies of %s", principal)
+	}
+	var docs []policy.Document
+	for _, arn := range arns {
+		d, err := g.managedPolicy(ctx, arn)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d)
+	}
+	for _, pn := range inline {
+		doc, err := getInline(ctx, pn)
+		if err != nil {
+			return nil, err
+		}
+		if d, err := policy.Parse("inline:"+pn, aws.ToString(doc)); err == nil {
+			docs = append(docs, d)
+		}
 	}
 	return docs, nil
 }
