@@ -91,6 +91,10 @@ type Options struct {
 	// AutoAttachInterval is how often AutoAttach polls moto
 	// (DefaultAutoAttachInterval when zero).
 	AutoAttachInterval time.Duration
+	// LegacyNonInteractiveDocument serves AWS-StartNonInteractiveCommand
+	// without the separate-output parameters, as AWS may (see
+	// ssmapi.Options); SetLegacyNonInteractiveDocument flips it at run time.
+	LegacyNonInteractiveDocument bool
 }
 
 // Instance is a sandbox instance.
@@ -111,6 +115,7 @@ type Sandbox struct {
 	ln       net.Listener
 	gateway  *mgs.Service
 	registry *ssmapi.MemoryInstances
+	api      *ssmapi.Handler
 	tlsCfg   *tls.Config // clients' view: trusts the CA
 	caFile   string
 	ownState bool
@@ -201,10 +206,12 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.registry = ssmapi.NewMemoryInstances()
-	api, err := ssmapi.New(ssmapi.Options{MotoURL: s.motoURL, Gateway: s.gateway, Instances: s.registry, Region: opts.Region, Logf: opts.Logf, PreferenceMinute: opts.PreferenceMinute})
+	api, err := ssmapi.New(ssmapi.Options{MotoURL: s.motoURL, Gateway: s.gateway, Instances: s.registry, Region: opts.Region, Logf: opts.Logf,
+		PreferenceMinute: opts.PreferenceMinute, LegacyNonInteractiveDocument: opts.LegacyNonInteractiveDocument})
 	if err != nil {
 		return nil, err
 	}
+	s.api = api
 	mux := http.NewServeMux()
 	mux.Handle("/v1/control-channel/", s.gateway)
 	mux.Handle("/v1/data-channel/", s.gateway)
@@ -228,7 +235,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	// AWS clients for the sandbox's own set-up, through moto directly.
 	s.awsCfg = aws.Config{Region: opts.Region, BaseEndpoint: aws.String(s.motoURL),
 		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
-	if err := ssmapi.EnsureSessionDocuments(ctx, ssm.NewFromConfig(s.awsCfg)); err != nil {
+	if err := ssmapi.EnsureSessionDocuments(ctx, ssm.NewFromConfig(s.awsCfg), opts.LegacyNonInteractiveDocument); err != nil {
 		return nil, fmt.Errorf("creating the AWS session documents: %w", err)
 	}
 	ec2c := ec2.NewFromConfig(s.awsCfg)
@@ -316,6 +323,15 @@ func (s *Sandbox) startAgent(inst *Instance) {
 			s.opts.Logf("agent %s stopped: %v", inst.ID, err)
 		}
 	}()
+}
+
+// SetLegacyNonInteractiveDocument switches the AWS-StartNonInteractiveCommand
+// that StartSession uses from now on: legacy, without the separateOutputStream,
+// stdoutSeparatorPrefix and stderrSeparatorPrefix parameters (StartSession
+// with them fails with InvalidParameters), or today's. The copy moto holds
+// for GetDocument keeps the version chosen at start.
+func (s *Sandbox) SetLegacyNonInteractiveDocument(legacy bool) {
+	s.api.SetLegacyNonInteractiveDocument(legacy)
 }
 
 // Sessions lists the sessions the instance's agent is serving.

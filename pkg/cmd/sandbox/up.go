@@ -55,6 +55,8 @@ type UpOptions struct {
 	Port         int
 	AutoAttach   bool
 	Foreground   bool
+	// LegacyNonInteractive is --legacy-noninteractive-document.
+	LegacyNonInteractive bool
 }
 
 // instances returns every instance to create: web-1…web-N, then Specs.
@@ -82,6 +84,9 @@ func (o *UpOptions) serveArgs(specs []string) []string {
 	}
 	if o.MotoURL != "" {
 		args = append(args, "--moto-url", o.MotoURL)
+	}
+	if o.LegacyNonInteractive {
+		args = append(args, "--legacy-noninteractive-document")
 	}
 	for _, s := range specs {
 		args = append(args, "--instance", s)
@@ -166,6 +171,8 @@ func upFlags(cmd *cobra.Command, opts *UpOptions, specs *[]string) {
 	fl.BoolVar(&opts.TLS, "tls", false, "Serve https/wss with a local CA (needed by a real SSM Agent)")
 	fl.IntVar(&opts.Port, "port", 0, "Loopback port of the endpoint (default: a free one)")
 	fl.BoolVar(&opts.AutoAttach, "auto-attach", true, "Attach an emulated agent to instances launched through the sandbox once they could register")
+	fl.BoolVar(&opts.LegacyNonInteractive, "legacy-noninteractive-document", false,
+		"Serve AWS-StartNonInteractiveCommand without its separate-output parameters, as AWS may (StartSession with them fails with InvalidParameters)")
 	stateDirFlag(cmd, &opts.StateDir)
 }
 
@@ -360,6 +367,8 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 		StateDir:   opts.StateDir,
 		Logf:       logf,
 		AutoAttach: opts.AutoAttach,
+
+		LegacyNonInteractiveDocument: opts.LegacyNonInteractive,
 	})
 	if err != nil {
 		return err

@@ -94,6 +94,25 @@ var AWSSessionDocuments = map[string]string{
 }`,
 }
 
+// NonInteractiveDocument is the name of the document whose two versions the
+// sandbox can serve (Options.LegacyNonInteractiveDocument).
+const NonInteractiveDocument = "AWS-StartNonInteractiveCommand"
+
+// legacyNonInteractiveDocument is AWS-StartNonInteractiveCommand as it was
+// published before the separate-output parameters existed, and as a region
+// may still serve it: only "command". StartSession with
+// separateOutputStream or a separator prefix then fails with
+// InvalidParameters, as it does on AWS for any undeclared parameter.
+const legacyNonInteractiveDocument = `{
+  "schemaVersion": "1.0",
+  "description": "Document to run single non interactive command on an instance",
+  "sessionType": "NonInteractiveCommands",
+  "parameters": {
+    "command": {"type": "String", "description": "The command to run on the instance"}
+  },
+  "properties": ` + commandProperties + `
+}`
+
 // nonInteractiveProperties are AWS-StartNonInteractiveCommand's: the
 // command plus the separate-output switches its parameters feed.
 const nonInteractiveProperties = `{
@@ -109,13 +128,16 @@ type DocumentCreator interface {
 
 // EnsureSessionDocuments creates the AWSSessionDocuments in moto, so that
 // GetDocument, DescribeDocument and ListDocuments through the sandbox see
-// them as a real account does. Documents that already exist are left alone.
-// StartSession does not depend on this: it knows these documents itself.
-func EnsureSessionDocuments(ctx context.Context, client DocumentCreator) error {
+// them as a real account does; legacyNonInteractive stores the legacy
+// AWS-StartNonInteractiveCommand. Documents that already exist are left
+// alone. StartSession does not depend on this: it knows these documents
+// itself.
+func EnsureSessionDocuments(ctx context.Context, client DocumentCreator, legacyNonInteractive bool) error {
 	for _, name := range sortedKeys(AWSSessionDocuments) {
+		content, _ := sessionDocumentContent(name, legacyNonInteractive)
 		_, err := client.CreateDocument(ctx, &ssm.CreateDocumentInput{
 			Name:           aws.String(name),
-			Content:        aws.String(AWSSessionDocuments[name]),
+			Content:        aws.String(content),
 			DocumentType:   ssmtypes.DocumentTypeSession,
 			DocumentFormat: ssmtypes.DocumentFormatJson,
 		})
@@ -160,10 +182,20 @@ func parseSessionDoc(name, content string) (*sessionDoc, error) {
 	return &d, nil
 }
 
+// sessionDocumentContent returns the content of the AWS-owned document
+// name as this sandbox serves it now.
+func sessionDocumentContent(name string, legacyNonInteractive bool) (string, bool) {
+	if name == NonInteractiveDocument && legacyNonInteractive {
+		return legacyNonInteractiveDocument, true
+	}
+	c, ok := AWSSessionDocuments[name]
+	return c, ok
+}
+
 // getDocument loads a Session document: the built-in AWS documents first,
 // then moto.
 func (h *Handler) getDocument(ctx context.Context, name string) (*sessionDoc, bool, error) {
-	if c, ok := AWSSessionDocuments[name]; ok {
+	if c, ok := sessionDocumentContent(name, h.legacyNonInteractive.Load()); ok {
 		d, err := parseSessionDoc(name, c)
 		return d, true, err
 	}
@@ -193,10 +225,14 @@ var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}`)
 // allowedValues.
 func resolveParameters(docName string, d *sessionDoc, given map[string][]string) (map[string]string, error) {
 	vals := make(map[string]string, len(d.Parameters))
-	for name := range given {
+	var unknown []string
+	for _, name := range sortedKeys(given) {
 		if _, ok := d.Parameters[name]; !ok {
-			return nil, errorf("InvalidParameters", "document %s has no parameter %q", docName, name)
+			unknown = append(unknown, name)
 		}
+	}
+	if len(unknown) > 0 {
+		return nil, errorf("InvalidParameters", "document %s does not support parameters: %s", docName, strings.Join(unknown, ", "))
 	}
 	for name, def := range d.Parameters {
 		v, ok := given[name]

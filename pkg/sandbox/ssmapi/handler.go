@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -91,6 +92,12 @@ type Options struct {
 	// PreferenceMinute is how long one minute of idleSessionTimeout and
 	// maxSessionDuration lasts. Zero means a real minute; tests shorten it.
 	PreferenceMinute time.Duration
+	// LegacyNonInteractiveDocument serves AWS-StartNonInteractiveCommand
+	// without its separateOutputStream, stdoutSeparatorPrefix and
+	// stderrSeparatorPrefix parameters, as AWS may: StartSession with them
+	// then fails with InvalidParameters. SetLegacyNonInteractiveDocument
+	// switches it at run time.
+	LegacyNonInteractiveDocument bool
 }
 
 // Handler serves the sandbox's AWS API endpoint. Create it with New.
@@ -100,9 +107,16 @@ type Handler struct {
 	proxy *httputil.ReverseProxy
 	ops   map[string]func(*request) (any, error)
 
+	legacyNonInteractive atomic.Bool
+
 	mu       sync.Mutex
 	settings map[string]serviceSetting
 }
+
+// SetLegacyNonInteractiveDocument switches the AWS-StartNonInteractiveCommand
+// that StartSession uses (see Options.LegacyNonInteractiveDocument); it
+// applies to sessions started afterwards.
+func (h *Handler) SetLegacyNonInteractiveDocument(legacy bool) { h.legacyNonInteractive.Store(legacy) }
 
 // New returns a Handler for opts.
 func New(opts Options) (*Handler, error) {
@@ -134,6 +148,7 @@ func New(opts Options) (*Handler, error) {
 		})
 	}
 	h := &Handler{opts: opts, now: opts.Now, settings: make(map[string]serviceSetting)}
+	h.legacyNonInteractive.Store(opts.LegacyNonInteractiveDocument)
 	if h.now == nil {
 		h.now = time.Now
 	}

@@ -603,10 +603,10 @@ func TestProxy(t *testing.T) {
 	}
 
 	// The AWS session documents can be put in moto and read back.
-	if err := EnsureSessionDocuments(ctx, s.ssm); err != nil {
+	if err := EnsureSessionDocuments(ctx, s.ssm, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureSessionDocuments(ctx, s.ssm); err != nil {
+	if err := EnsureSessionDocuments(ctx, s.ssm, false); err != nil {
 		t.Fatalf("second EnsureSessionDocuments: %v", err)
 	}
 	doc, err := s.ssm.GetDocument(ctx, &ssm.GetDocumentInput{Name: aws.String("AWS-StartSSHSession")})
@@ -654,4 +654,47 @@ func TestParseAWSDocuments(t *testing.T) {
 			t.Errorf("host %q accepted", host)
 		}
 	}
+}
+
+func TestLegacyNonInteractiveDocument(t *testing.T) {
+	s := newSandbox(t)
+	ctx := context.Background()
+	next, _ := s.connect("i-1")
+	separate := map[string][]string{"command": {"uptime"}, "separateOutputStream": {"true"}, "stdoutSeparatorPrefix": {"OUT:"}}
+	start := func() error {
+		_, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String("i-1"),
+			DocumentName: aws.String(NonInteractiveDocument), Parameters: separate})
+		return err
+	}
+
+	// Today's document: the separate-output parameters reach the agent.
+	if err := start(); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(); !strings.Contains(string(p.DocumentContent.Properties), `"separateOutputStream":"true"`) {
+		t.Errorf("properties = %s", p.DocumentContent.Properties)
+	}
+
+	// The legacy document refuses them as AWS refuses undeclared parameters,
+	// and still runs a plain command.
+	s.handler.SetLegacyNonInteractiveDocument(true)
+	err := start()
+	var ip *ssmtypes.InvalidParameters
+	if !errors.As(err, &ip) || !strings.Contains(err.Error(), "separateOutputStream, stdoutSeparatorPrefix") {
+		t.Fatalf("legacy document with separate output: %v", err)
+	}
+	if _, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String("i-1"),
+		DocumentName: aws.String(NonInteractiveDocument), Parameters: map[string][]string{"command": {"uptime"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(); strings.Contains(string(p.DocumentContent.Properties), "separateOutputStream") || !strings.Contains(string(p.DocumentContent.Properties), `"commands":"uptime"`) {
+		t.Errorf("legacy properties = %s", p.DocumentContent.Properties)
+	}
+
+	// And back.
+	s.handler.SetLegacyNonInteractiveDocument(false)
+	if err := start(); err != nil {
+		t.Fatal(err)
+	}
+	next()
 }
