@@ -2,14 +2,31 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 )
 
 // buildSSMKit builds the real binary, since `up` re-executes itself.
@@ -134,20 +151,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 				t.Errorf("env lacks %q:\n%s", want, out)
 			}
 		}
-		b, err := os.ReadFile(st.AgentConfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cfg agentConfig
-		if err := json.Unmarshal(b, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		host := strings.TrimPrefix(st.URL, "https://")
-		ids, _ := cfg.Identity["CustomIdentities"].([]any)
-		if cfg.Mgs["Endpoint"] != host || cfg.Ssm["Endpoint"] != st.URL || cfg.Mds["Endpoint"] != st.URL ||
-			cfg.Kms["Endpoint"] != st.URL || cfg.S3["Endpoint"] != st.URL || len(ids) != 1 {
-			t.Errorf("agent config:\n%s", b)
-		}
+		registerThroughAgentConfig(t, st.AgentConfig, parseExports(t, out))
 	})
 
 	t.Run("foreground until interrupted", func(t *testing.T) {
@@ -203,4 +207,153 @@ func TestSandboxCommandCycle(t *testing.T) {
 			t.Errorf("status after down: exit %d, want 1", code)
 		}
 	})
+}
+
+// parseExports reads the export lines `sandbox env` prints.
+func parseExports(t *testing.T, out string) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = strings.Trim(v, "'")
+	}
+	return env
+}
+
+// agentEndpointHost parses an endpoint of amazon-ssm-agent.json the way
+// the real agent does (SESSION-PROTOCOL.md §9.1, §11.19): url.Parse, a
+// scheme is required, and only the host[:port] is kept; the agent then
+// always speaks https and wss to it.
+func agentEndpointHost(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("%q has no scheme or host: the agent would fall back to the AWS endpoint", raw)
+	}
+	return u.Host, nil
+}
+
+// registerThroughAgentConfig reads the agent configuration a --tls sandbox
+// writes, parses every endpoint as the real agent does, and registers an
+// agent with it using only the environment `sandbox env` printed: the
+// CustomIdentity's instance id, UpdateInstanceInformation through
+// Ssm.Endpoint with the environment's credentials and CA, and the control
+// channel through Mgs.Endpoint. The node must then be Online.
+func registerThroughAgentConfig(t *testing.T, path string, env map[string]string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("agent config mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Identity struct {
+			ConsumptionOrder []string
+			CustomIdentities []struct{ InstanceID, Region, CredentialsProvider string }
+		}
+		Mgs, Ssm, Mds, Kms, S3 struct{ Endpoint string }
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]string{}
+	for name, ep := range map[string]string{"Mgs": cfg.Mgs.Endpoint, "Ssm": cfg.Ssm.Endpoint, "Mds": cfg.Mds.Endpoint, "Kms": cfg.Kms.Endpoint, "S3": cfg.S3.Endpoint} {
+		h, err := agentEndpointHost(ep)
+		if err != nil {
+			t.Errorf("%s.Endpoint: %v", name, err)
+		}
+		hosts[name] = h
+	}
+	if len(cfg.Identity.ConsumptionOrder) != 1 || cfg.Identity.ConsumptionOrder[0] != "CustomIdentity" || len(cfg.Identity.CustomIdentities) != 1 {
+		t.Fatalf("identity: %s", b)
+	}
+	ident := cfg.Identity.CustomIdentities[0]
+	if !strings.HasPrefix(ident.InstanceID, "mi-") || ident.CredentialsProvider != "DEFAULT" {
+		t.Fatalf("identity: %+v", ident)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// What the agent's process has: the environment `sandbox env` printed.
+	pem, err := os.ReadFile(env["SSL_CERT_FILE"])
+	if err != nil {
+		t.Fatalf("SSL_CERT_FILE: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("SSL_CERT_FILE holds no certificate")
+	}
+	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	creds := credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ssmc := ssm.New(ssm.Options{Region: ident.Region, Credentials: creds, BaseEndpoint: aws.String("https://" + hosts["Ssm"]),
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}})
+	// UpdateInstanceInformation is not in the SDK's public model: sign it
+	// by hand, as the agent's own SDK does.
+	body := fmt.Sprintf(`{"AgentName":"amazon-ssm-agent","AgentVersion":"3.3.1142.0","InstanceId":%q,"PlatformType":"Linux"}`, ident.InstanceID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+hosts["Ssm"]+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonSSM.UpdateInstanceInformation")
+	c, err := creds.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(body))
+	if err := v4.NewSigner().SignHTTP(ctx, c, req, hex.EncodeToString(sum[:]), "ssm", ident.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("UpdateInstanceInformation through Ssm.Endpoint: %v", err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("UpdateInstanceInformation: HTTP %d %s", resp.StatusCode, rb)
+	}
+	a := agent.New(agent.Config{InstanceID: ident.InstanceID, Region: ident.Region, AgentVersion: "3.3.1142.0",
+		Endpoint: "https://" + hosts["Mgs"], TLSConfig: tlsCfg})
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		_ = a.Close()
+		<-done
+	}()
+	for {
+		out, err := ssmc.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{
+			{Key: aws.String("InstanceIds"), Values: []string{ident.InstanceID}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.InstanceInformationList) == 1 && out.InstanceInformationList[0].PingStatus == ssmtypes.PingStatusOnline {
+			i := out.InstanceInformationList[0]
+			if aws.ToString(i.AgentVersion) != "3.3.1142.0" || i.ResourceType != ssmtypes.ResourceTypeManagedInstance {
+				t.Errorf("registered node: %+v", i)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the agent never became Online: %+v", out.InstanceInformationList)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

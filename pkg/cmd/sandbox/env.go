@@ -59,6 +59,7 @@ func envRun(opts *EnvOptions) error {
 	}
 	if st.AgentConfig != "" {
 		fmt.Fprintf(&b, "# A real SSM Agent: use %s as /etc/amazon/ssm/amazon-ssm-agent.json\n", st.AgentConfig)
+		b.WriteString("# (or as configuration/amazon-ssm-agent.json next to a locally built agent; copy it again after every 'up')\n")
 		b.WriteString("# and start it with the variables above (its websocket trusts SSL_CERT_FILE, its SDK AWS_CA_BUNDLE).\n")
 		fmt.Fprintf(&b, "export SSMKIT_SANDBOX_AGENT_CONFIG=%s\n", shellQuote(st.AgentConfig))
 	}

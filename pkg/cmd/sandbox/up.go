@@ -508,21 +508,24 @@ type agentConfig struct {
 
 // writeAgentConfig writes the real agent's configuration to the state
 // directory and returns its path. Its managed-instance id is random per
-// start.
+// start. Every endpoint is the sandbox's full URL with its scheme: the
+// agent runs Mgs.Endpoint through url.Parse and keeps only the host, and a
+// bare host:port fails there ("first path segment in URL cannot contain
+// colon"), after which the agent silently falls back to
+// ssmmessages.<region>.amazonaws.com (SESSION-PROTOCOL.md §11.19).
 func writeAgentConfig(dir string, sb *sandbox.Sandbox) (string, error) {
 	var id [9]byte
 	if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
 		return "", fmt.Errorf("generating the agent's instance id: %w", err)
 	}
 	instanceID := "mi-" + hex.EncodeToString(id[:])[:17]
-	hostPort := strings.TrimPrefix(strings.TrimPrefix(sb.URL(), "https://"), "http://")
 	cfg := agentConfig{
 		Agent: map[string]any{"Region": sb.Region(), "ContainerMode": false},
 		Identity: map[string]any{
 			"ConsumptionOrder": []string{"CustomIdentity"},
 			"CustomIdentities": []map[string]string{{"InstanceID": instanceID, "Region": sb.Region(), "CredentialsProvider": "DEFAULT"}},
 		},
-		Mgs: map[string]any{"Region": sb.Region(), "Endpoint": hostPort},
+		Mgs: map[string]any{"Region": sb.Region(), "Endpoint": sb.URL()},
 		Ssm: map[string]any{"Endpoint": sb.URL()},
 		Mds: map[string]any{"Endpoint": sb.URL()},
 		Kms: map[string]any{"Endpoint": sb.URL()},
@@ -533,7 +536,7 @@ func writeAgentConfig(dir string, sb *sandbox.Sandbox) (string, error) {
 		return "", fmt.Errorf("encoding the agent configuration: %w", err)
 	}
 	path := filepath.Join(dir, AgentConfigFile)
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return "", fmt.Errorf("writing the agent configuration: %w", err)
 	}
 	return path, nil
