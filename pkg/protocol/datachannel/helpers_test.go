@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
@@ -83,16 +82,16 @@ func connect(t testing.TB, l link) (client, agent MessageConn) {
 	t.Helper()
 	switch l {
 	case linkPipe:
-		a, b := transport.Pipe()
+		a, b := transporttest.Pipe()
 		return a, b
 	case linkNetPipe:
 		a, b := net.Pipe()
-		return transport.NewFramed(a), transport.NewFramed(b)
+		return transporttest.NewFramed(a), transporttest.NewFramed(b)
 	case linkWebsocket:
 		c, s := transporttest.WebsocketPair(t)
 		return c, s
 	case linkFaulty:
-		a, b := transport.Pipe()
+		a, b := transporttest.Pipe()
 		return newFaulty(a, 1, 0.05, 0.05, 0.05), newFaulty(b, 2, 0.05, 0.05, 0.05)
 	}
 	t.Fatalf("unknown link %s", l)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
 
@@ -108,7 +108,7 @@ func ackedSeq(t *testing.T, m wire.Message) int64 {
 }
 
 func newClientWithPeer(t *testing.T, mutate func(*Config)) (*Channel, *peer) {
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	cfg := Config{Role: RoleClient, SessionID: "s-1", TargetID: "i-1"}
 	if mutate != nil {
 		mutate(&cfg)
@@ -376,7 +376,7 @@ func TestControlPackets(t *testing.T) {
 
 // TestKMSPayloadsAreEncrypted looks at the frames on the wire.
 func TestKMSPayloadsAreEncrypted(t *testing.T) {
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	tapA := &tap{MessageConn: a}
 	tapB := &tap{MessageConn: b}
 	kms := newFakeKMS()
@@ -425,7 +425,7 @@ func (t *tap) frames() [][]byte {
 
 func TestHandshakeFailures(t *testing.T) {
 	t.Run("client without KMS", func(t *testing.T) {
-		a, b := transport.Pipe()
+		a, b := transporttest.Pipe()
 		client, _ := New(a, Config{Role: RoleClient, SessionID: "s", TargetID: "i"})
 		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", KeyService: newFakeKMS(),
 			Agent: AgentSession{SessionType: wire.SessionTypeStandardStream, KMSKeyID: "k"}})
@@ -438,7 +438,7 @@ func TestHandshakeFailures(t *testing.T) {
 		}
 	})
 	t.Run("handshake response timeout", func(t *testing.T) {
-		_, b := transport.Pipe()
+		_, b := transporttest.Pipe()
 		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", HandshakeTimeout: 50 * time.Millisecond,
 			Agent: AgentSession{SessionType: wire.SessionTypePort}})
 		defer agent.Close()
@@ -468,7 +468,7 @@ func TestHandshakeFailures(t *testing.T) {
 		_ = c
 	})
 	t.Run("config", func(t *testing.T) {
-		a, _ := transport.Pipe()
+		a, _ := transporttest.Pipe()
 		for _, cfg := range []Config{{}, {Role: RoleAgent}, {Role: RoleClient, MaxPayloadSize: -1}, {Role: RoleClient, SendWindow: -3}} {
 			if _, err := New(a, cfg); !errors.Is(err, ErrInvalidConfig) {
 				t.Fatalf("%+v: %v", cfg, err)
@@ -483,7 +483,7 @@ func TestHandshakeFailures(t *testing.T) {
 // TestAgentDropsDataBeforeHandshake (§4.8): client stream data that is not
 // a handshake reply is acked and dropped until the handshake completes.
 func TestAgentDropsDataBeforeHandshake(t *testing.T) {
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypePort}})
 	defer agent.Close()
 	p := newPeer(t, a)
@@ -516,7 +516,7 @@ func TestAgentDropsDataBeforeHandshake(t *testing.T) {
 
 // TestPausePublication: a paused agent buffers but does not transmit.
 func TestPausePublication(t *testing.T) {
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
 	defer agent.Close()
 	p := newPeer(t, a)
@@ -539,7 +539,7 @@ func TestPausePublication(t *testing.T) {
 // TestReconnect: the connection drops; the Reconnect hook supplies a new
 // one and the session carries on with nothing lost.
 func TestReconnect(t *testing.T) {
-	ca, aa := transport.Pipe()
+	ca, aa := transporttest.Pipe()
 	var mu sync.Mutex
 	agentSide := aa
 	newAgentConn := make(chan MessageConn, 4)
@@ -549,7 +549,7 @@ func TestReconnect(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			reconnects++
-			c, a := transport.Pipe()
+			c, a := transporttest.Pipe()
 			select {
 			case newAgentConn <- a:
 			default:
@@ -666,7 +666,7 @@ func (s *swappable) Close() error {
 // still goes out (the agent's Terminating before it closes).
 func TestCloseSendsQueuedControl(t *testing.T) {
 	for i := 0; i < 20; i++ {
-		a, b := transport.Pipe()
+		a, b := transporttest.Pipe()
 		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
 		p := newPeer(t, a)
 		agent.Handshake(context.Background())

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
-	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 )
 
@@ -105,7 +104,7 @@ func BenchmarkGorillaThroughput(b *testing.B) {
 	}
 }
 
-// BenchmarkFramedThroughput runs the exchange over Framed on loopback TCP.
+// BenchmarkFramedThroughput runs the exchange over transporttest.Framed on loopback TCP.
 func BenchmarkFramedThroughput(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
@@ -124,7 +123,7 @@ func BenchmarkFramedThroughput(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			w, r := transport.NewFramed(cc), transport.NewFramed(<-accepted)
+			w, r := transporttest.NewFramed(cc), transporttest.NewFramed(<-accepted)
 			defer w.Close()
 			defer r.Close()
 			benchThroughput(b, s.n, w, r)
@@ -132,11 +131,11 @@ func BenchmarkFramedThroughput(b *testing.B) {
 	}
 }
 
-// BenchmarkPipeThroughput runs the exchange over the in-memory Pipe.
+// BenchmarkPipeThroughput runs the exchange over the in-memory transporttest.Pipe.
 func BenchmarkPipeThroughput(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run(s.name, func(b *testing.B) {
-			w, r := transport.Pipe()
+			w, r := transporttest.Pipe()
 			defer w.Close()
 			benchThroughput(b, s.n, w, r)
 		})

@@ -26,8 +26,6 @@ type messageConn interface {
 
 var (
 	_ messageConn = (*transport.Conn)(nil)
-	_ messageConn = (*transport.Framed)(nil)
-	_ messageConn = (*transport.PipeConn)(nil)
 )
 
 // readResult is what a background read produced.

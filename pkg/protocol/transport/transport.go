@@ -1,14 +1,12 @@
 // Package transport carries whole protocol messages between the data channel
 // and the network.
 //
-// Three implementations share one shape (ReadMessage, WriteMessage, Close):
-//
-//   - Conn: a websocket (RFC 6455) connection, dialled with Dial or accepted
-//     with Upgrade. This is what the Session Manager client, the SSM Agent and
-//     the ssmmessages service speak (SESSION-PROTOCOL.md §1.2–§1.4, §9.3, §9.6).
-//   - Framed: messages over a plain byte stream (net.Pipe, TCP) with a
-//     4-byte big-endian length prefix, for tests and local plumbing.
-//   - PipeConn: an in-memory pair made by Pipe, for unit tests.
+// Conn is a websocket (RFC 6455) connection, dialled with Dial or accepted
+// with Upgrade. This is what the Session Manager client, the SSM Agent and the
+// ssmmessages service speak (SESSION-PROTOCOL.md §1.2–§1.4, §9.3, §9.6). The
+// package transporttest has two more connections of the same shape
+// (ReadMessage, WriteMessage, Close) for tests: Framed over a byte stream and
+// an in-memory Pipe.
 //
 // Every implementation allows one reader goroutine and any number of
 // concurrent writers, returns ErrClosed after a local Close, and io.EOF (or an
@@ -35,7 +33,7 @@ var (
 	ErrInsecureURL = errors.New("insecure websocket url: plain ws:// is only allowed to loopback addresses (127.0.0.0/8, ::1, localhost); use wss://")
 
 	// ErrMessageTooLarge is returned when a peer sends, or a caller tries to
-	// send on a Framed connection, a message larger than the configured limit.
+	// send on a length-prefixed connection, a message larger than the configured limit.
 	// No buffer larger than the limit is ever allocated.
 	ErrMessageTooLarge = errors.New("message exceeds the maximum message size")
 )

@@ -1,5 +1,7 @@
-// Package transporttest provides test helpers for code built on transport:
-// a connected pair of websocket Conns over a real loopback server.
+// Package transporttest provides test support for code built on transport:
+// a connected pair of websocket Conns over a real loopback server, and two
+// message connections of the same shape without a network (Framed over any
+// byte stream, an in-memory Pipe).
 package transporttest
 
 import (

@@ -1,4 +1,4 @@
-package transport_test
+package transporttest_test
 
 import (
 	"errors"
@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 )
 
 func TestPipeRoundTripCopies(t *testing.T) {
 	t.Parallel()
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	defer a.Close()
 	msg := []byte("hello")
 	if err := a.WriteMessage(msg); err != nil {
@@ -32,14 +33,14 @@ func TestPipeRoundTripCopies(t *testing.T) {
 
 func TestPipeConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	defer a.Close()
 	testConcurrentWriters(t, a, b, 8, 1000)
 }
 
 func TestPipeClosePropagates(t *testing.T) {
 	t.Parallel()
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	for _, m := range []string{"one", "two"} {
 		if err := a.WriteMessage([]byte(m)); err != nil {
 			t.Fatal(err)
@@ -72,7 +73,7 @@ func TestPipeClosePropagates(t *testing.T) {
 
 func TestPipeCloseUnblocks(t *testing.T) {
 	t.Parallel()
-	a, b := transport.Pipe()
+	a, b := transporttest.Pipe()
 	pending := readAsync(a)
 	// Fill b's queue so its next write blocks.
 	blocked := make(chan error, 1)
@@ -100,7 +101,7 @@ func TestPipeCloseUnblocks(t *testing.T) {
 		t.Fatal("Close did not unblock a blocked writer")
 	}
 
-	c, d := transport.Pipe()
+	c, d := transporttest.Pipe()
 	defer d.Close()
 	pending = readAsync(c)
 	time.Sleep(10 * time.Millisecond)

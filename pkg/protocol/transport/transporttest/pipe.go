@@ -1,9 +1,11 @@
-package transport
+package transporttest
 
 import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 )
 
 // pipeBuffer is how many messages each direction of a Pipe holds before
@@ -14,7 +16,7 @@ const pipeBuffer = 128
 //
 // Both ends allow one reader and any number of concurrent writers. Closing
 // either end closes the pipe: the closing end then fails every call with
-// ErrClosed, and the other end reads the messages already queued, then
+// transport.ErrClosed, and the other end reads the messages already queued, then
 // io.EOF, while its writes fail with io.ErrClosedPipe.
 type PipeConn struct {
 	recv <-chan []byte
@@ -46,7 +48,7 @@ func Pipe() (a, b *PipeConn) {
 func (p *PipeConn) ReadMessage() ([]byte, error) {
 	select {
 	case <-p.closed:
-		return nil, ErrClosed
+		return nil, transport.ErrClosed
 	default:
 	}
 	select {
@@ -55,7 +57,7 @@ func (p *PipeConn) ReadMessage() ([]byte, error) {
 	case <-p.shared.done:
 		select {
 		case <-p.closed:
-			return nil, ErrClosed
+			return nil, transport.ErrClosed
 		default:
 		}
 		// The peer closed: deliver what it wrote before closing.
@@ -73,7 +75,7 @@ func (p *PipeConn) ReadMessage() ([]byte, error) {
 func (p *PipeConn) WriteMessage(b []byte) error {
 	select {
 	case <-p.closed:
-		return ErrClosed
+		return transport.ErrClosed
 	default:
 	}
 	select {
@@ -90,7 +92,7 @@ func (p *PipeConn) WriteMessage(b []byte) error {
 		// done also fires when this end closed; report which.
 		select {
 		case <-p.closed:
-			return ErrClosed
+			return transport.ErrClosed
 		default:
 			return fmt.Errorf("writing to pipe: %w", io.ErrClosedPipe)
 		}

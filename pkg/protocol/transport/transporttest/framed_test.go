@@ -1,4 +1,4 @@
-package transport_test
+package transporttest_test
 
 import (
 	"bytes"
@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 )
 
 // framedPipe returns two Framed ends over net.Pipe.
-func framedPipe(t testing.TB, maxA, maxB int) (a, b *transport.Framed) {
+func framedPipe(t testing.TB, maxA, maxB int) (a, b *transporttest.Framed) {
 	t.Helper()
 	ca, cb := net.Pipe()
-	a, b = transport.NewFramedLimit(ca, maxA), transport.NewFramedLimit(cb, maxB)
+	a, b = transporttest.NewFramedLimit(ca, maxA), transporttest.NewFramedLimit(cb, maxB)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
@@ -69,8 +70,8 @@ func TestFramedOverTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := transport.NewFramed(cc)
-	b := transport.NewFramed(<-accepted)
+	a := transporttest.NewFramed(cc)
+	b := transporttest.NewFramed(<-accepted)
 	defer a.Close()
 	defer b.Close()
 	testConcurrentWriters(t, a, b, 8, 500)
@@ -165,7 +166,7 @@ func TestFramedGarbageLength(t *testing.T) {
 	input := append([]byte{0xff, 0xff, 0xff, 0xff}, "garbage"...)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	f := transport.NewFramed(rwc{bytes.NewReader(input)})
+	f := transporttest.NewFramed(rwc{bytes.NewReader(input)})
 	_, err := f.ReadMessage()
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, transport.ErrMessageTooLarge) {
@@ -188,7 +189,7 @@ func TestFramedTruncated(t *testing.T) {
 		{"partial body", []byte{0, 0, 0, 5, 'a', 'b'}, io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
-		f := transport.NewFramed(rwc{bytes.NewReader(tt.input)})
+		f := transporttest.NewFramed(rwc{bytes.NewReader(tt.input)})
 		if _, err := f.ReadMessage(); !errors.Is(err, tt.want) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
@@ -226,7 +227,7 @@ func FuzzFramedRead(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr := transport.NewFramedLimit(rwc{bytes.NewReader(data)}, 1<<10)
+		fr := transporttest.NewFramedLimit(rwc{bytes.NewReader(data)}, 1<<10)
 		var out bytes.Buffer
 		for {
 			m, err := fr.ReadMessage()
@@ -246,7 +247,7 @@ func FuzzFramedRead(f *testing.F) {
 
 func ExampleNewFramed() {
 	ca, cb := net.Pipe()
-	a, b := transport.NewFramed(ca), transport.NewFramed(cb)
+	a, b := transporttest.NewFramed(ca), transporttest.NewFramed(cb)
 	defer a.Close()
 	defer b.Close()
 	go func() { _ = a.WriteMessage([]byte("hello")) }()

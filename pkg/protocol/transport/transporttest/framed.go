@@ -1,4 +1,4 @@
-package transport
+package transporttest
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 )
 
 // framedHeaderLen is the size of the big-endian uint32 length prefix that
@@ -46,17 +48,17 @@ type Framed struct {
 }
 
 // NewFramed returns a Framed over rwc accepting messages up to
-// DefaultMaxMessageSize.
+// transport.DefaultMaxMessageSize.
 func NewFramed(rwc io.ReadWriteCloser) *Framed {
-	return NewFramedLimit(rwc, DefaultMaxMessageSize)
+	return NewFramedLimit(rwc, transport.DefaultMaxMessageSize)
 }
 
 // NewFramedLimit returns a Framed over rwc accepting messages up to
 // maxMessageSize bytes (at most 4 GiB - 1; zero or negative means
-// DefaultMaxMessageSize).
+// transport.DefaultMaxMessageSize).
 func NewFramedLimit(rwc io.ReadWriteCloser, maxMessageSize int) *Framed {
 	if maxMessageSize <= 0 {
-		maxMessageSize = DefaultMaxMessageSize
+		maxMessageSize = transport.DefaultMaxMessageSize
 	}
 	if uint64(maxMessageSize) > math.MaxUint32 {
 		maxMessageSize = math.MaxUint32
@@ -69,13 +71,13 @@ func NewFramedLimit(rwc io.ReadWriteCloser, maxMessageSize int) *Framed {
 }
 
 // ReadMessage returns the next message. It returns io.EOF when the stream
-// ended cleanly between messages, ErrClosed after a local Close, and an error
-// matching ErrMessageTooLarge (without allocating) when the length prefix
+// ended cleanly between messages, transport.ErrClosed after a local Close, and an error
+// matching transport.ErrMessageTooLarge (without allocating) when the length prefix
 // exceeds the limit; after that the stream is out of sync and every later
 // read fails the same way.
 func (f *Framed) ReadMessage() ([]byte, error) {
 	if f.closed.Load() {
-		return nil, ErrClosed
+		return nil, transport.ErrClosed
 	}
 	if f.rerr != nil {
 		return nil, f.rerr
@@ -85,7 +87,7 @@ func (f *Framed) ReadMessage() ([]byte, error) {
 	}
 	n := binary.BigEndian.Uint32(f.hdr[:])
 	if uint64(n) > uint64(f.max) {
-		f.rerr = fmt.Errorf("reading framed message: length %d exceeds limit %d: %w", n, f.max, ErrMessageTooLarge)
+		f.rerr = fmt.Errorf("reading framed message: length %d exceeds limit %d: %w", n, f.max, transport.ErrMessageTooLarge)
 		return nil, f.rerr
 	}
 	b := make([]byte, n)
@@ -101,7 +103,7 @@ func (f *Framed) ReadMessage() ([]byte, error) {
 // readFailed records and maps a read error.
 func (f *Framed) readFailed(err error) error {
 	if f.closed.Load() {
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	if err == io.EOF {
 		f.rerr = io.EOF
@@ -112,15 +114,15 @@ func (f *Framed) readFailed(err error) error {
 }
 
 // WriteMessage sends b as one message. It is safe for concurrent callers. A
-// message over the limit fails with ErrMessageTooLarge and nothing is sent.
+// message over the limit fails with transport.ErrMessageTooLarge and nothing is sent.
 func (f *Framed) WriteMessage(b []byte) error {
 	if len(b) > f.max {
-		return fmt.Errorf("writing framed message: length %d exceeds limit %d: %w", len(b), f.max, ErrMessageTooLarge)
+		return fmt.Errorf("writing framed message: length %d exceeds limit %d: %w", len(b), f.max, transport.ErrMessageTooLarge)
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	if f.closed.Load() {
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	if f.werr != nil {
 		return f.werr
@@ -136,7 +138,7 @@ func (f *Framed) WriteMessage(b []byte) error {
 	}
 	if err != nil {
 		if f.closed.Load() {
-			return ErrClosed
+			return transport.ErrClosed
 		}
 		f.werr = fmt.Errorf("writing framed message: %w", err)
 		return f.werr
