@@ -310,6 +310,14 @@ func BasicPort(dest, agentVersion string) Plugin {
 
 // SSH is an AWS-StartSSHSession session: standard-stream port mode that
 // dials dest (sshd) once and ends when dest closes (§8.6).
+//
+// The real agent writes a message to sshd before acknowledging it, so
+// whatever the client saw acknowledged has reached sshd even when the
+// TerminateSession flag follows at once. This double acknowledges on
+// receipt instead, so it must not close the sshd connection when the
+// session is cancelled: the bytes acknowledged before the flag still sit in
+// the channel. The copy towards sshd closes the connection itself once the
+// channel has ended and it has written everything received.
 func SSH(dest string) Plugin {
 	return Plugin{
 		SessionType: wire.SessionTypePort,
@@ -319,20 +327,26 @@ func SSH(dest string) Plugin {
 			if err != nil {
 				return fmt.Errorf("dialing %s: %w", dest, err)
 			}
-			defer d.Close()
 			go func() {
+				// Read returns what was received before the channel
+				// ended, then io.EOF.
 				_, _ = io.Copy(d, agentStream{ch})
 				_ = d.Close()
 			}()
+			fromSSHD := make(chan error, 1)
 			go func() {
-				<-ctx.Done()
-				_ = d.Close()
+				_, err := io.Copy(agentStream{ch}, d)
+				fromSSHD <- err
 			}()
-			_, err = io.Copy(agentStream{ch}, d)
-			if errors.Is(err, net.ErrClosed) {
+			select {
+			case err := <-fromSSHD:
+				if errors.Is(err, net.ErrClosed) || errors.Is(err, datachannel.ErrClosed) {
+					return nil
+				}
+				return err
+			case <-ctx.Done():
 				return nil
 			}
-			return err
 		},
 	}
 }
