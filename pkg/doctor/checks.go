@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
+	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 )
 
@@ -365,7 +365,7 @@ func (t *target) identityTrust() Check {
 	}
 	trust := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"%s"},"Action":"sts:AssumeRole"}]}`, svc)
 	fix := fmt.Sprintf("aws iam update-assume-role-policy --role-name %s --policy-document '%s'", r.Name, trust)
-	switch policy.TrustedBy(*r.Trust, "Service:"+svc, "sts:AssumeRole") {
+	switch policy.Evaluate([]policy.Document{*r.Trust}, policy.Request{Action: "sts:AssumeRole", Principal: "Service:" + svc}).Decision {
 	case policy.Allowed:
 		return pass(fmt.Sprintf("role %s trusts %s", r.Name, svc))
 	case policy.Conditional:
@@ -390,7 +390,7 @@ func (t *target) identityCorePolicy() Check {
 		if a == "ssm:UpdateInstanceInformation" {
 			res = instARN
 		}
-		switch d := policy.Evaluate(r.Policies, a, res); d.Decision {
+		switch d := policy.Evaluate(r.Policies, policy.Request{Action: a, Resource: res}); d.Decision {
 		case policy.Allowed:
 		case policy.Conditional:
 			conditional = append(conditional, a+" ("+d.By+")")
@@ -406,7 +406,7 @@ func (t *target) identityCorePolicy() Check {
 		if strings.HasPrefix(a, "ssm:") {
 			res = instARN
 		}
-		if policy.Evaluate(r.Policies, a, "*").Decision != policy.Allowed && policy.Evaluate(r.Policies, a, res).Decision != policy.Allowed {
+		if policy.Evaluate(r.Policies, policy.Request{Action: a, Resource: "*"}).Decision != policy.Allowed && policy.Evaluate(r.Policies, policy.Request{Action: a, Resource: res}).Decision != policy.Allowed {
 			otherMissing = append(otherMissing, a)
 		}
 	}
@@ -779,7 +779,7 @@ func (t *target) networkEndpointPolicy() Check {
 			continue
 		}
 		for _, a := range need[e.Service] {
-			if r := policy.Evaluate([]policy.Document{d}, a, "*"); r.Decision != policy.Allowed {
+			if r := policy.Evaluate([]policy.Document{d}, policy.Request{Action: a, Resource: "*"}); r.Decision != policy.Allowed {
 				bad = append(bad, fmt.Sprintf("%s: %s %s", e.ID, a, r.Decision))
 				fixes = append(fixes, "aws ec2 modify-vpc-endpoint --vpc-endpoint-id "+e.ID+" --reset-policy")
 			}
@@ -1109,7 +1109,7 @@ func (t *target) loggingRoleAccess() Check {
 	}
 	var bad, cond []string
 	for _, rq := range reqs {
-		switch r := policy.Evaluate(t.role.Policies, rq[0], rq[1]); r.Decision {
+		switch r := policy.Evaluate(t.role.Policies, policy.Request{Action: rq[0], Resource: rq[1]}); r.Decision {
 		case policy.Allowed:
 		case policy.Conditional:
 			cond = append(cond, rq[0])
@@ -1157,14 +1157,14 @@ func (t *target) kmsPolicy() Check {
 	var bad []string
 	var vars []string
 	if t.role != nil {
-		if d := policy.TrustedBy(*k.Policy, "AWS:"+t.role.ARN, "kms:Decrypt"); d == policy.ImplicitDeny || d == policy.ExplicitDeny {
+		if d := policy.Evaluate([]policy.Document{*k.Policy}, policy.Request{Action: "kms:Decrypt", Principal: "AWS:" + t.role.ARN}).Decision; d == policy.ImplicitDeny || d == policy.ExplicitDeny {
 			bad = append(bad, "role "+t.role.Name+" (kms:Decrypt)")
 			vars = append(vars, fmt.Sprintf("kms_key_instance_role_arns = [%q]", t.role.ARN))
 		}
 	}
 	if c := t.f.Caller; c != nil && c.ARN != "" {
 		p := principalARN(c.ARN)
-		if d := policy.TrustedBy(*k.Policy, "AWS:"+p, "kms:GenerateDataKey"); d == policy.ImplicitDeny || d == policy.ExplicitDeny {
+		if d := policy.Evaluate([]policy.Document{*k.Policy}, policy.Request{Action: "kms:GenerateDataKey", Principal: "AWS:" + p}).Decision; d == policy.ImplicitDeny || d == policy.ExplicitDeny {
 			bad = append(bad, "you, "+p+" (kms:GenerateDataKey)")
 			vars = append(vars, fmt.Sprintf("kms_key_operator_arns = [%q]", p))
 		}
@@ -1212,7 +1212,7 @@ func (t *target) callerStartSession() Check {
 				continue
 			}
 		} else {
-			d = policy.Evaluate(c.Policies, rq[0], rq[1]).Decision
+			d = policy.Evaluate(c.Policies, policy.Request{Action: rq[0], Resource: rq[1]}).Decision
 		}
 		switch d {
 		case policy.Allowed:

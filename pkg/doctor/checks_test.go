@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
+	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
 // baseFacts is one healthy instance in a public subnet, built by hand.

@@ -60,6 +60,6 @@
 //
 // caller.start-session uses iam:SimulatePrincipalPolicy when allowed and
 // implemented, else evaluates the caller's own identity policies with
-// package policy; its evidence says which. Neither covers permissions
+// package iampolicy; its evidence says which. Neither covers permissions
 // boundaries, SCPs or session policies.
 package doctor

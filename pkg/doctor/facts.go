@@ -3,7 +3,7 @@ package doctor
 import (
 	"time"
 
-	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
+	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
 // Facts is everything the checks look at, gathered once for all targets

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/ssmkit/ssmkit/pkg/doctor/policy"
+	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
 // Well-known names.
