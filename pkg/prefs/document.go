@@ -18,11 +18,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 	"sigs.k8s.io/yaml"
 )
-
-// DefaultDocument is the account's Session Manager preferences document.
-const DefaultDocument = "SSM-SessionManagerRunShell"
 
 // Input keys of a Session Manager document that ssmkit validates. Shell
 // profile keys are paths inside the shellProfile object.
@@ -44,7 +42,6 @@ const (
 
 const (
 	defaultDescription      = "Document to hold regional settings for Session Manager"
-	defaultSessionType      = "Standard_Stream"
 	defaultSchemaVersion    = "1.0"
 	maxDocumentBytes        = 64 << 10 // SSM's limit for a document's content
 	inputsKey               = "inputs"
@@ -134,7 +131,7 @@ func Default() *Document {
 	d := &Document{m: map[string]any{
 		"schemaVersion": defaultSchemaVersion,
 		"description":   defaultDescription,
-		"sessionType":   defaultSessionType,
+		"sessionType":   ssmdoc.SessionTypeStandardStream,
 	}}
 	var in map[string]any
 	if err := json.Unmarshal([]byte(defaultInputsJSONString), &in); err != nil {
@@ -310,7 +307,7 @@ func (d *Document) ResetInputs() {
 		d.m["schemaVersion"] = defaultSchemaVersion
 	}
 	if d.m["sessionType"] == nil {
-		d.m["sessionType"] = defaultSessionType
+		d.m["sessionType"] = ssmdoc.SessionTypeStandardStream
 	}
 }
 
@@ -323,7 +320,7 @@ func (d *Document) Normalize() {
 		m["schemaVersion"] = defaultSchemaVersion
 	}
 	if _, ok := m["sessionType"]; !ok {
-		m["sessionType"] = defaultSessionType
+		m["sessionType"] = ssmdoc.SessionTypeStandardStream
 	}
 }
 

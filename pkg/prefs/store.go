@@ -28,7 +28,7 @@ type SSMAPI interface {
 type Store struct {
 	// SSM is the client.
 	SSM SSMAPI
-	// Name is the document (DefaultDocument for the account preferences).
+	// Name is the document (ssmdoc.Shell for the account preferences).
 	Name string
 }
 

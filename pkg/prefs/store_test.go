@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // fakeSSM keeps documents the way SSM does: numbered versions, a default,
@@ -114,7 +115,7 @@ func mustLoad(t *testing.T, s Store) *Snapshot {
 func TestStoreLifecycle(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeSSM()
-	s := Store{SSM: f, Name: DefaultDocument}
+	s := Store{SSM: f, Name: ssmdoc.Shell}
 
 	snap := mustLoad(t, s)
 	if snap.Exists || !snap.Doc.Equal(Default()) {
@@ -139,7 +140,7 @@ func TestStoreLifecycle(t *testing.T) {
 	d = snap.Doc.Clone()
 	d.Set(KeyS3Bucket, "bucket")
 	res, err = s.Save(ctx, snap, d)
-	if err != nil || !res.Changed || res.Version != "2" || f.defaults[DefaultDocument] != 2 {
+	if err != nil || !res.Changed || res.Version != "2" || f.defaults[ssmdoc.Shell] != 2 {
 		t.Fatalf("update: %+v %v", res, err)
 	}
 
@@ -149,10 +150,10 @@ func TestStoreLifecycle(t *testing.T) {
 	d = snap.Doc.Clone()
 	d.Set(KeyS3Bucket, "")
 	res, err = s.Save(ctx, snap, d)
-	if err != nil || !res.Reused || res.Version != "1" || f.defaults[DefaultDocument] != 1 {
+	if err != nil || !res.Reused || res.Version != "1" || f.defaults[ssmdoc.Shell] != 1 {
 		t.Fatalf("duplicate: %+v %v", res, err)
 	}
-	if got := len(f.versions[DefaultDocument]); got != 2 {
+	if got := len(f.versions[ssmdoc.Shell]); got != 2 {
 		t.Errorf("%d versions, want 2", got)
 	}
 }

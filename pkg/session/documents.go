@@ -2,30 +2,8 @@ package session
 
 import (
 	"strconv"
-)
 
-// Session documents owned by AWS (SESSION-PROTOCOL.md §8.1). Their
-// parameters are what the request builders below fill in.
-const (
-	// DocumentShell is the default shell document (Standard_Stream).
-	DocumentShell = "SSM-SessionManagerRunShell"
-	// DocumentNonInteractiveCommand runs one command without a pty. Its
-	// only parameter is "command". Separate stdout/stderr and the exit
-	// code need the document property separateOutputStream, which the
-	// AWS-owned document does not set: use a copy that sets it (for
-	// example the sandbox's) to get them.
-	DocumentNonInteractiveCommand = "AWS-StartNonInteractiveCommand"
-	// DocumentInteractiveCommand runs one command on a pty; parameter
-	// "command".
-	DocumentInteractiveCommand = "AWS-StartInteractiveCommand"
-	// DocumentPortForwarding forwards to a port on the target; parameters
-	// "portNumber" and "localPortNumber".
-	DocumentPortForwarding = "AWS-StartPortForwardingSession"
-	// DocumentPortForwardingToRemoteHost forwards to host:port reachable
-	// from the target; parameters "host", "portNumber", "localPortNumber".
-	DocumentPortForwardingToRemoteHost = "AWS-StartPortForwardingSessionToRemoteHost"
-	// DocumentSSH connects to the target's sshd; parameter "portNumber".
-	DocumentSSH = "AWS-StartSSHSession"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // CommandRequest returns the request that runs command on target: a
@@ -33,13 +11,13 @@ const (
 // tty is set. document overrides the document name when not empty.
 func CommandRequest(target, command string, tty bool, document string) StartRequest {
 	if document == "" {
-		document = DocumentNonInteractiveCommand
+		document = ssmdoc.NonInteractiveCommand
 		if tty {
-			document = DocumentInteractiveCommand
+			document = ssmdoc.InteractiveCommand
 		}
 	}
 	params := map[string][]string{"command": {command}}
-	if document == DocumentNonInteractiveCommand {
+	if document == ssmdoc.NonInteractiveCommand {
 		// The AWS-owned document streams stdout and stderr apart and
 		// sends the exit code only when asked to.
 		params["separateOutputStream"] = []string{"true"}
@@ -60,9 +38,9 @@ func PortForwardRequest(target string, remotePort, localPort int, host string) S
 		"portNumber":      {strconv.Itoa(remotePort)},
 		"localPortNumber": {strconv.Itoa(localPort)},
 	}
-	doc := DocumentPortForwarding
+	doc := ssmdoc.PortForwarding
 	if host != "" {
-		doc = DocumentPortForwardingToRemoteHost
+		doc = ssmdoc.PortForwardingToRemoteHost
 		params["host"] = []string{host}
 	}
 	return StartRequest{Target: target, DocumentName: doc, Parameters: params}
@@ -72,7 +50,7 @@ func PortForwardRequest(target string, remotePort, localPort int, host string) S
 func SSHRequest(target string, port int) StartRequest {
 	return StartRequest{
 		Target:       target,
-		DocumentName: DocumentSSH,
+		DocumentName: ssmdoc.SSH,
 		Parameters:   map[string][]string{"portNumber": {strconv.Itoa(port)}},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // ForwardOptions configure Forward.
@@ -58,7 +59,7 @@ type portProperties struct {
 // basic mode against agents up to 2.3.722.0) and returns nil.
 func Forward(ctx context.Context, s *Session, opts ForwardOptions) error {
 	info := s.info
-	if info.SessionType != wire.SessionTypePort {
+	if info.SessionType != ssmdoc.SessionTypePort {
 		return fmt.Errorf("session %s has type %q: %w", s.id, info.SessionType, ErrNotPortSession)
 	}
 	var props portProperties

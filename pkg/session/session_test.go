@@ -21,6 +21,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/session/sessiontest"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 const target = "i-0123456789abcdef0"
@@ -109,7 +110,7 @@ func (r *shellRun) wait(t *testing.T) error {
 func TestShellTerminal(t *testing.T) {
 	svc := sessiontest.New(t)
 	s := open(t, svc, session.StartRequest{Target: target})
-	if s.Info().SessionType != wire.SessionTypeStandardStream {
+	if s.Info().SessionType != ssmdoc.SessionTypeStandardStream {
 		t.Fatalf("session type %q", s.Info().SessionType)
 	}
 
@@ -216,7 +217,7 @@ func TestRunCommandExitCode(t *testing.T) {
 		return sessiontest.Command("hello stdout\n", "hello stderr\n", 3), nil
 	}
 	s := open(t, svc, session.CommandRequest(target, "whatever", false, ""))
-	if s.Info().SessionType != wire.SessionTypeNonInteractiveCommands {
+	if s.Info().SessionType != ssmdoc.SessionTypeNonInteractiveCommands {
 		t.Fatalf("session type %q", s.Info().SessionType)
 	}
 	var stdout, stderr syncBuffer
@@ -230,7 +231,7 @@ func TestRunCommandExitCode(t *testing.T) {
 	if stdout.String() != "hello stdout\n" || stderr.String() != "hello stderr\n" {
 		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
-	if got := svc.Starts()[0]; aws.ToString(got.DocumentName) != session.DocumentNonInteractiveCommand ||
+	if got := svc.Starts()[0]; aws.ToString(got.DocumentName) != ssmdoc.NonInteractiveCommand ||
 		fmt.Sprint(got.Parameters["command"]) != "[whatever]" {
 		t.Errorf("StartSession = %s %v", aws.ToString(got.DocumentName), got.Parameters)
 	}

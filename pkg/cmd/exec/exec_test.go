@@ -16,6 +16,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/session/sessiontest"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 func TestNewCmdExec(t *testing.T) {
@@ -70,10 +71,10 @@ func TestExecRun(t *testing.T) {
 		wantErrOut string
 		wantCode   int
 	}{
-		{name: "success", command: "echo hello", wantDoc: session.DocumentNonInteractiveCommand, wantOut: "hello\n"},
-		{name: "exit code and stderr", command: "echo partial; warn it broke; exit 3", wantDoc: session.DocumentNonInteractiveCommand,
+		{name: "success", command: "echo hello", wantDoc: ssmdoc.NonInteractiveCommand, wantOut: "hello\n"},
+		{name: "exit code and stderr", command: "echo partial; warn it broke; exit 3", wantDoc: ssmdoc.NonInteractiveCommand,
 			wantOut: "partial\n", wantErrOut: "it broke\n", wantCode: 3},
-		{name: "tty", command: "top", tty: true, stdin: "exit\n", wantDoc: session.DocumentInteractiveCommand, wantOut: sessiontest.Banner + "exit\n"},
+		{name: "tty", command: "top", tty: true, stdin: "exit\n", wantDoc: ssmdoc.InteractiveCommand, wantOut: sessiontest.Banner + "exit\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/session/sessiontest"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 func TestParsePortSpec(t *testing.T) {
@@ -116,8 +117,8 @@ func TestForwardRun(t *testing.T) {
 		host    string
 		wantDoc string
 	}{
-		{name: "to the target", wantDoc: session.DocumentPortForwarding},
-		{name: "to a remote host", host: "127.0.0.1", wantDoc: session.DocumentPortForwardingToRemoteHost},
+		{name: "to the target", wantDoc: ssmdoc.PortForwarding},
+		{name: "to a remote host", host: "127.0.0.1", wantDoc: ssmdoc.PortForwardingToRemoteHost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			echo := sessiontest.EchoServer(t)

@@ -25,6 +25,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // SSMAPI is the part of the SSM client `logs` uses: the session, then the
@@ -122,7 +123,7 @@ func NewCmdLogs(f *cmdutil.Factory, runF func(*LogsOptions) error) *cobra.Comman
 	}
 	cmd.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "Keep printing new output while the session is active")
 	cmd.Flags().StringVar(&opts.Source, "source", SourceAuto, "Where to read: auto (CloudWatch Logs, then S3), cloudwatch or s3")
-	cmd.Flags().StringVar(&opts.Document, "document", prefs.DefaultDocument, "Preferences document that says where transcripts go")
+	cmd.Flags().StringVar(&opts.Document, "document", ssmdoc.Shell, "Preferences document that says where transcripts go")
 	return cmd
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 	"github.com/ssmkit/ssmkit/pkg/session"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 func prepare(cmd *cobra.Command, args []string) {
@@ -40,9 +41,9 @@ func TestNewCmdLogs(t *testing.T) {
 		want    LogsOptions
 		wantErr string
 	}{
-		{name: "id", args: []string{"s-1"}, want: LogsOptions{SessionID: "s-1", Source: SourceAuto, Document: prefs.DefaultDocument}},
+		{name: "id", args: []string{"s-1"}, want: LogsOptions{SessionID: "s-1", Source: SourceAuto, Document: ssmdoc.Shell}},
 		{name: "follow s3", args: []string{"s-1", "-f", "--source", "s3", "--document", "D"}, want: LogsOptions{SessionID: "s-1", Follow: true, Source: SourceS3, Document: "D"}},
-		{name: "cloudwatch", args: []string{"s-1", "--source", "cloudwatch"}, want: LogsOptions{SessionID: "s-1", Source: SourceCloudWatch, Document: prefs.DefaultDocument}},
+		{name: "cloudwatch", args: []string{"s-1", "--source", "cloudwatch"}, want: LogsOptions{SessionID: "s-1", Source: SourceCloudWatch, Document: ssmdoc.Shell}},
 		{name: "bad source", args: []string{"s-1", "--source", "ftp"}, wantErr: "--source must be auto, cloudwatch or s3"},
 		{name: "no id", wantErr: "accepts 1 arg"},
 		{name: "empty document", args: []string{"s-1", "--document", ""}, wantErr: "--document must name"},
@@ -189,7 +190,7 @@ func (e *env) logsEventually(want string, args ...string) string {
 func (e *env) setPrefs(mutate func(d *prefs.Document)) {
 	e.t.Helper()
 	ctx := context.Background()
-	store := prefs.Store{SSM: awsapi.NewSSM(e.cfg), Name: prefs.DefaultDocument}
+	store := prefs.Store{SSM: awsapi.NewSSM(e.cfg), Name: ssmdoc.Shell}
 	snap, err := store.Load(ctx)
 	if err != nil {
 		e.t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // NewCmdPrefs returns the `prefs` command group.
@@ -22,7 +23,7 @@ func NewCmdPrefs(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prefs <command>",
 		Short: "Manage Session Manager preferences (logging, encryption, timeouts, run-as) as code",
-		Long: "Session Manager preferences live in the Session document SSM-SessionManagerRunShell.\n" +
+		Long: "Session Manager preferences live in the Session document " + ssmdoc.Shell + ".\n" +
 			"These commands read it, change it flag by flag or from a file, and show exactly what\n" +
 			"changes. Every value is validated before anything is written; each write is a new\n" +
 			"document version made the default, refused if someone else changed the document since\n" +
@@ -60,7 +61,7 @@ type WriteOptions struct {
 }
 
 func addCommonFlags(cmd *cobra.Command, o *Options) {
-	cmd.Flags().StringVar(&o.Document, "document", prefs.DefaultDocument, "Session document that holds the preferences")
+	cmd.Flags().StringVar(&o.Document, "document", ssmdoc.Shell, "Session document that holds the preferences")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "Print JSON")
 }
 

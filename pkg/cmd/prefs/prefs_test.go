@@ -12,6 +12,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // exitCode mirrors the root command's mapping of errors to exit codes.
@@ -102,7 +103,7 @@ func TestNewCmdSet(t *testing.T) {
 			}
 			w := tt.wantOpts
 			if w.Document == "" {
-				w.Document = prefs.DefaultDocument
+				w.Document = ssmdoc.Shell
 			}
 			if w.RetentionDays == 0 {
 				w.RetentionDays = prefs.DefaultRetentionDays
@@ -132,13 +133,13 @@ func TestNewCmdApplyDiffResetShow(t *testing.T) {
 		want    got
 		wantErr string
 	}{
-		{name: "apply", cmd: "apply", args: []string{"-f", "p.yaml"}, want: got{file: "p.yaml", document: prefs.DefaultDocument}},
-		{name: "apply stdin dry run", cmd: "apply", args: []string{"--file", "-", "--dry-run", "--json"}, want: got{file: "-", dryRun: true, document: prefs.DefaultDocument, json: true}},
+		{name: "apply", cmd: "apply", args: []string{"-f", "p.yaml"}, want: got{file: "p.yaml", document: ssmdoc.Shell}},
+		{name: "apply stdin dry run", cmd: "apply", args: []string{"--file", "-", "--dry-run", "--json"}, want: got{file: "-", dryRun: true, document: ssmdoc.Shell, json: true}},
 		{name: "apply needs file", cmd: "apply", wantErr: "-f <file> is required"},
 		{name: "diff is a dry run", cmd: "diff", args: []string{"-f", "p.json", "--document", "D"}, want: got{file: "p.json", dryRun: true, document: "D"}},
 		{name: "diff needs file", cmd: "diff", wantErr: "-f <file> is required"},
 		{name: "diff has no create", cmd: "diff", args: []string{"-f", "x", "--create-targets"}, wantErr: "unknown flag: --create-targets"},
-		{name: "reset", cmd: "reset", args: []string{"--dry-run"}, want: got{dryRun: true, document: prefs.DefaultDocument}},
+		{name: "reset", cmd: "reset", args: []string{"--dry-run"}, want: got{dryRun: true, document: ssmdoc.Shell}},
 		{name: "reset takes no args", cmd: "reset", args: []string{"now"}, wantErr: "unknown command"},
 		{name: "show", cmd: "show", args: []string{"--json", "--document", "X"}, want: got{document: "X", json: true}},
 	}

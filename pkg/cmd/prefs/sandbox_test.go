@@ -24,6 +24,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/prefs"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 type harness struct {
@@ -113,7 +114,7 @@ func TestPrefsAgainstSandbox(t *testing.T) {
 	cfg := sb.AWSConfig()
 	h := &harness{t: t, cfg: cfg, ssm: awsapi.NewSSM(cfg)}
 	ctx := context.Background()
-	doc := prefs.DefaultDocument
+	doc := ssmdoc.Shell
 	dir := t.TempDir()
 
 	// show before anything exists: the defaults, and no document created.

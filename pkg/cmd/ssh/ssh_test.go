@@ -15,6 +15,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/session/sessiontest"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 func TestNewCmdSSH(t *testing.T) {
@@ -106,7 +107,7 @@ func TestSSHRun(t *testing.T) {
 		t.Errorf("stdout = %q, want only the SSH stream", s)
 	}
 	start := svc.Starts()[0]
-	if aws.ToString(start.DocumentName) != session.DocumentSSH || start.Parameters["portNumber"][0] != strconv.Itoa(port) {
+	if aws.ToString(start.DocumentName) != ssmdoc.SSH || start.Parameters["portNumber"][0] != strconv.Itoa(port) {
 		t.Errorf("StartSession = %s %v", aws.ToString(start.DocumentName), start.Parameters)
 	}
 }

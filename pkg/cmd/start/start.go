@@ -12,6 +12,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // StartOptions are the inputs of `ssmkit start`.
@@ -67,7 +68,7 @@ func NewCmdStart(f *cmdutil.Factory, runF func(*StartOptions) error) *cobra.Comm
 			return startRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Document, "document", "", "Session document to start (default SSM-SessionManagerRunShell)")
+	cmd.Flags().StringVar(&opts.Document, "document", "", "Session document to start (default "+ssmdoc.Shell+")")
 	cmd.Flags().StringArrayVar(&params, "parameter", nil, "Document parameter as `key=value` (repeatable)")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
 	return cmd

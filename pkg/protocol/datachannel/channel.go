@@ -51,7 +51,7 @@ func (e *ClosedError) Error() string {
 // SessionInfo is what the handshake established.
 type SessionInfo struct {
 	// SessionType as the agent named it (wire.SessionType*); a client
-	// without handshake sees wire.SessionTypeStandardStream.
+	// without handshake sees ssmdoc.SessionTypeStandardStream.
 	SessionType string
 	// Properties are the Port session's properties (raw JSON), or nil.
 	Properties []byte

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // MessageConn carries whole protocol messages. ReadMessage returns the next
@@ -235,10 +236,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.now = time.Now
 	}
 	if c.Role == RoleAgent {
-		switch c.Agent.SessionType {
-		case wire.SessionTypeStandardStream, wire.SessionTypeInteractiveCommands,
-			wire.SessionTypeNonInteractiveCommands, wire.SessionTypePort:
-		default:
+		if !ssmdoc.ValidSessionType(c.Agent.SessionType) {
 			return c, fmt.Errorf("%w: unknown agent session type %q", ErrInvalidConfig, c.Agent.SessionType)
 		}
 	}
@@ -247,13 +245,13 @@ func (c Config) withDefaults() (Config, error) {
 
 // encrypted reports whether the agent-role session uses KMS (§5.1).
 func (a AgentSession) encrypted() bool {
-	return a.KMSKeyID != "" && a.SessionType != wire.SessionTypePort
+	return a.KMSKeyID != "" && a.SessionType != ssmdoc.SessionTypePort
 }
 
 // handshakeRequired reports whether the agent runs a handshake (§5.1).
 func (a AgentSession) handshakeRequired() bool {
 	switch a.SessionType {
-	case wire.SessionTypeNonInteractiveCommands, wire.SessionTypePort:
+	case ssmdoc.SessionTypeNonInteractiveCommands, ssmdoc.SessionTypePort:
 		return true
 	}
 	return a.encrypted()

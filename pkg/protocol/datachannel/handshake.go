@@ -10,6 +10,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // Customer messages the agent sends in HandshakeComplete (§5.5).
@@ -67,7 +68,7 @@ func (c *Channel) clientNoHandshake() {
 	c.infoMu.Lock()
 	started := c.hsStarted
 	if !started {
-		c.info.SessionType = wire.SessionTypeStandardStream
+		c.info.SessionType = ssmdoc.SessionTypeStandardStream
 	}
 	c.infoMu.Unlock()
 	if !started {
@@ -140,9 +141,9 @@ func (c *Channel) clientSessionType(params json.RawMessage) error {
 	c.infoMu.Lock()
 	defer c.infoMu.Unlock()
 	switch st.SessionType {
-	case wire.SessionTypeStandardStream, wire.SessionTypeInteractiveCommands, wire.SessionTypeNonInteractiveCommands:
+	case ssmdoc.SessionTypeStandardStream, ssmdoc.SessionTypeInteractiveCommands, ssmdoc.SessionTypeNonInteractiveCommands:
 		c.info.SessionType = st.SessionType
-	case wire.SessionTypePort:
+	case ssmdoc.SessionTypePort:
 		c.info.SessionType = st.SessionType
 		if len(st.Properties) > 0 && string(st.Properties) != "null" {
 			c.info.Properties = append([]byte(nil), st.Properties...)
@@ -249,7 +250,7 @@ func (c *Channel) agentHandshake(ctx context.Context) error {
 	c.infoMu.Lock()
 	c.info.SessionType = s.SessionType
 	c.info.AgentVersion = c.cfg.AgentVersion
-	if s.SessionType == wire.SessionTypePort {
+	if s.SessionType == ssmdoc.SessionTypePort {
 		c.info.Properties = s.Properties
 	}
 	c.infoMu.Unlock()
@@ -263,7 +264,7 @@ func (c *Channel) agentHandshake(ctx context.Context) error {
 
 	start := c.cfg.now()
 	props := json.RawMessage(nil)
-	if s.SessionType == wire.SessionTypePort && len(s.Properties) > 0 {
+	if s.SessionType == ssmdoc.SessionTypePort && len(s.Properties) > 0 {
 		props = s.Properties
 	}
 	stParams, err := wire.EncodeJSON(wire.SessionTypeRequest{SessionType: s.SessionType, Properties: props})
@@ -322,7 +323,7 @@ func (c *Channel) agentHandshake(ctx context.Context) error {
 		}
 	}
 	customer := ""
-	if s.SessionType == wire.SessionTypeNonInteractiveCommands && s.SeparateOutput &&
+	if s.SessionType == ssmdoc.SessionTypeNonInteractiveCommands && s.SeparateOutput &&
 		version.AgentCompare(resp.ClientVersion, clientWithoutOutputSplit) <= 0 {
 		customer = outputUpgradeMessage
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
-	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // fakeKMS is an in-memory KeyService that binds data keys to their
@@ -157,7 +157,7 @@ type pairOptions struct {
 func newPair(t testing.TB, o pairOptions) (client, agent *Channel) {
 	t.Helper()
 	if o.sessionType == "" {
-		o.sessionType = wire.SessionTypeStandardStream
+		o.sessionType = ssmdoc.SessionTypeStandardStream
 	}
 	cc, ac := connect(t, o.link)
 	kms := newFakeKMS()

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
-	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // TestKMSWithMoto runs an encrypted shell session whose data key comes
@@ -38,7 +38,7 @@ func TestKMSWithMoto(t *testing.T) {
 			cfg.Agent.KMSKeyID = keyID
 			cfg.Agent.RequireChallenge = true
 		}})
-	if info := c.Info(); !info.Encrypted || info.SessionType != wire.SessionTypeStandardStream {
+	if info := c.Info(); !info.Encrypted || info.SessionType != ssmdoc.SessionTypeStandardStream {
 		t.Fatalf("info %+v", info)
 	}
 	if err := transfer(t, c, a, 1<<20, 4096); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // peer drives the far end of a connection by hand, frame by frame.
@@ -131,7 +132,7 @@ func TestReceiveOrderingAndDuplicates(t *testing.T) {
 	}
 	// The first output without handshake makes it a plain shell (§5.6).
 	info, err := c.Handshake(context.Background())
-	if err != nil || info.SessionType != wire.SessionTypeStandardStream || info.Handshake {
+	if err != nil || info.SessionType != ssmdoc.SessionTypeStandardStream || info.Handshake {
 		t.Fatalf("no-handshake fallback: %+v %v", info, err)
 	}
 	// A duplicate of something delivered is re-acknowledged.
@@ -311,7 +312,7 @@ func TestControlPackets(t *testing.T) {
 		var got []Packet
 		sizes := make(chan wire.SizeData, 4)
 		notReadyOnce := atomic.Bool{}
-		client, agent := newPair(t, pairOptions{link: linkPipe, kms: kms, sessionType: wire.SessionTypeNonInteractiveCommands,
+		client, agent := newPair(t, pairOptions{link: linkPipe, kms: kms, sessionType: ssmdoc.SessionTypeNonInteractiveCommands,
 			client: func(cfg *Config) {
 				cfg.OnControl = func(p Packet) error {
 					mu.Lock()
@@ -382,7 +383,7 @@ func TestKMSPayloadsAreEncrypted(t *testing.T) {
 	kms := newFakeKMS()
 	client, _ := New(tapA, Config{Role: RoleClient, SessionID: "s", TargetID: "i-1", KeyService: kms})
 	agent, _ := New(tapB, Config{Role: RoleAgent, SessionID: "s", TargetID: "i-1", KeyService: kms,
-		Agent: AgentSession{SessionType: wire.SessionTypeStandardStream, KMSKeyID: "k"}})
+		Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream, KMSKeyID: "k"}})
 	defer client.Close()
 	defer agent.Close()
 	go agent.Handshake(context.Background())
@@ -428,7 +429,7 @@ func TestHandshakeFailures(t *testing.T) {
 		a, b := transporttest.Pipe()
 		client, _ := New(a, Config{Role: RoleClient, SessionID: "s", TargetID: "i"})
 		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", KeyService: newFakeKMS(),
-			Agent: AgentSession{SessionType: wire.SessionTypeStandardStream, KMSKeyID: "k"}})
+			Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream, KMSKeyID: "k"}})
 		defer client.Close()
 		defer agent.Close()
 		go client.Handshake(context.Background())
@@ -440,7 +441,7 @@ func TestHandshakeFailures(t *testing.T) {
 	t.Run("handshake response timeout", func(t *testing.T) {
 		_, b := transporttest.Pipe()
 		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", HandshakeTimeout: 50 * time.Millisecond,
-			Agent: AgentSession{SessionType: wire.SessionTypePort}})
+			Agent: AgentSession{SessionType: ssmdoc.SessionTypePort}})
 		defer agent.Close()
 		if _, err := agent.Handshake(context.Background()); !errors.Is(err, ErrHandshake) {
 			t.Fatalf("err %v", err)
@@ -484,7 +485,7 @@ func TestHandshakeFailures(t *testing.T) {
 // a handshake reply is acked and dropped until the handshake completes.
 func TestAgentDropsDataBeforeHandshake(t *testing.T) {
 	a, b := transporttest.Pipe()
-	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypePort}})
+	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypePort}})
 	defer agent.Close()
 	p := newPeer(t, a)
 	go agent.Handshake(context.Background())
@@ -517,7 +518,7 @@ func TestAgentDropsDataBeforeHandshake(t *testing.T) {
 // TestPausePublication: a paused agent buffers but does not transmit.
 func TestPausePublication(t *testing.T) {
 	a, b := transporttest.Pipe()
-	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
 	defer agent.Close()
 	p := newPeer(t, a)
 	agent.Handshake(context.Background())
@@ -565,7 +566,7 @@ func TestReconnect(t *testing.T) {
 	relay := &swappable{}
 	relay.set(agentSide)
 	agent, _ := New(relay, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", ResendInterval: 5 * time.Millisecond,
-		Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+		Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
 	defer agent.Close()
 	agent.Handshake(context.Background())
 	agent.Write([]byte("a"))
@@ -667,7 +668,7 @@ func (s *swappable) Close() error {
 func TestCloseSendsQueuedControl(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		a, b := transporttest.Pipe()
-		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: wire.SessionTypeStandardStream}})
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
 		p := newPeer(t, a)
 		agent.Handshake(context.Background())
 		if err := agent.SendSessionState(wire.SessionStateTerminating); err != nil {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // TestBidirectionalTransfer is the proof: random bytes in each
@@ -68,11 +68,11 @@ func TestSessionTypesAndHandshakeInfo(t *testing.T) {
 		kms       bool
 		handshake bool
 	}{
-		{"shell", wire.SessionTypeStandardStream, false, false},
-		{"shell+kms", wire.SessionTypeStandardStream, true, true},
-		{"interactive", wire.SessionTypeInteractiveCommands, false, false},
-		{"noninteractive", wire.SessionTypeNonInteractiveCommands, false, true},
-		{"port", wire.SessionTypePort, false, true},
+		{"shell", ssmdoc.SessionTypeStandardStream, false, false},
+		{"shell+kms", ssmdoc.SessionTypeStandardStream, true, true},
+		{"interactive", ssmdoc.SessionTypeInteractiveCommands, false, false},
+		{"noninteractive", ssmdoc.SessionTypeNonInteractiveCommands, false, true},
+		{"port", ssmdoc.SessionTypePort, false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestSessionTypesAndHandshakeInfo(t *testing.T) {
 			}
 			wantType := c.st
 			if !c.handshake {
-				wantType = wire.SessionTypeStandardStream
+				wantType = ssmdoc.SessionTypeStandardStream
 			}
 			if ci.SessionType != wantType {
 				t.Fatalf("client session type %q, want %q", ci.SessionType, wantType)
@@ -96,7 +96,7 @@ func TestSessionTypesAndHandshakeInfo(t *testing.T) {
 			if c.handshake && ai.ClientVersion != DefaultClientVersion {
 				t.Fatalf("client version %q", ai.ClientVersion)
 			}
-			if c.st == wire.SessionTypePort && string(ci.Properties) != string(props) {
+			if c.st == ssmdoc.SessionTypePort && string(ci.Properties) != string(props) {
 				t.Fatalf("properties %s", ci.Properties)
 			}
 			if c.kms && ci.CustomerMessage != kmsCustomerMessage {
@@ -114,7 +114,7 @@ func TestSessionTypesAndHandshakeInfo(t *testing.T) {
 
 // TestPortNeverEncrypted: a KMS key on a Port session is ignored (§5.1).
 func TestPortNeverEncrypted(t *testing.T) {
-	client, agent := newPair(t, pairOptions{link: linkPipe, sessionType: wire.SessionTypePort, agent: func(cfg *Config) {
+	client, agent := newPair(t, pairOptions{link: linkPipe, sessionType: ssmdoc.SessionTypePort, agent: func(cfg *Config) {
 		cfg.Agent.KMSKeyID = "alias/session"
 	}})
 	if client.Info().Encrypted || agent.Info().Encrypted {

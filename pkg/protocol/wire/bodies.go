@@ -119,14 +119,6 @@ const (
 	ActionUnsupported ActionStatus = 3
 )
 
-// Session types (§5.7).
-const (
-	SessionTypeStandardStream         = "Standard_Stream"
-	SessionTypeInteractiveCommands    = "InteractiveCommands"
-	SessionTypeNonInteractiveCommands = "NonInteractiveCommands"
-	SessionTypePort                   = "Port"
-)
-
 // HandshakeRequest is the agent's PayloadType 5 body (§5.3).
 type HandshakeRequest struct {
 	AgentVersion           string            `json:"AgentVersion"`
@@ -145,6 +137,7 @@ type RequestedAction struct {
 // Properties is the document's substituted properties for Port sessions and
 // null for the shell-like types.
 type SessionTypeRequest struct {
+	// SessionType is one of the ssmdoc.SessionType… values (§5.7).
 	SessionType string          `json:"SessionType"`
 	Properties  json.RawMessage `json:"Properties"`
 }

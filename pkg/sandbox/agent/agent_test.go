@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 const instanceID = "i-0123456789abcdef0"
@@ -61,7 +62,7 @@ func startAgent(t *testing.T, f *fakeMGS, mutate func(*Config)) *Agent {
 }
 
 func shellDoc(inputs wire.SessionInputs) wire.SessionDocument {
-	return wire.SessionDocument{SchemaVersion: "1.0", SessionType: wire.SessionTypeStandardStream, Inputs: inputs}
+	return wire.SessionDocument{SchemaVersion: "1.0", SessionType: ssmdoc.SessionTypeStandardStream, Inputs: inputs}
 }
 
 func docWith(sessionType, properties string) wire.SessionDocument {
@@ -156,7 +157,7 @@ func TestInteractiveCommands(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60003"
-	doc := docWith(wire.SessionTypeInteractiveCommands, `{"linux":{"commands":["echo ic-$((2+3))","test -t 0 && echo tty-yes"],"runAsElevated":false}}`)
+	doc := docWith(ssmdoc.SessionTypeInteractiveCommands, `{"linux":{"commands":["echo ic-$((2+3))","test -t 0 && echo tty-yes"],"runAsElevated":false}}`)
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{})
 	out.waitFor(t, "ic-5", 10*time.Second)
 	out.waitFor(t, "tty-yes", 10*time.Second)
@@ -211,11 +212,11 @@ func TestNonInteractiveSeparateStreams(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60004"
-	doc := docWith(wire.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"sh -c 'echo out; echo err >&2; exit 3'",
+	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"sh -c 'echo out; echo err >&2; exit 3'",
 		"separateOutputStream":"true","stdOutSeparatorPrefix":"STDOUT:","stdErrSeparatorPrefix":"STDERR:"}}`)
 	pk := newPackets()
 	ch, info, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})
-	if !info.Handshake || info.SessionType != wire.SessionTypeNonInteractiveCommands {
+	if !info.Handshake || info.SessionType != ssmdoc.SessionTypeNonInteractiveCommands {
 		t.Fatalf("handshake info %+v", info)
 	}
 	waitClosed(t, ch)
@@ -243,7 +244,7 @@ func TestNonInteractiveCombinedOutput(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60005"
-	doc := docWith(wire.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"echo out; echo err >&2"}}`)
+	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"echo out; echo err >&2"}}`)
 	pk := newPackets()
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})
 	waitClosed(t, ch)
@@ -264,7 +265,7 @@ func TestNonInteractiveCtrlC(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60006"
-	doc := docWith(wire.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"trap 'echo got-int; exit 7' INT; echo ready; while :; do sleep 0.05; done",
+	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"trap 'echo got-int; exit 7' INT; echo ready; while :; do sleep 0.05; done",
 		"separateOutputStream":true}}`)
 	pk := newPackets()
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})
@@ -572,7 +573,7 @@ func TestNoTranscriptWithoutDestination(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, func(c *Config) { c.Transcripts = sink })
 	sid := "alice-0a1b2c3d4e5f6000f"
-	doc := docWith(wire.SessionTypeInteractiveCommands, `{"linux":{"commands":"echo x"}}`)
+	doc := docWith(ssmdoc.SessionTypeInteractiveCommands, `{"linux":{"commands":"echo x"}}`)
 	ch, _, _ := openShell(t, f, sid, doc, datachannel.Config{})
 	waitClosed(t, ch)
 	f.waitTaskComplete(t, 10*time.Second)
@@ -627,10 +628,10 @@ func TestInvalidDocumentFails(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	for i, doc := range []wire.SessionDocument{
-		{SchemaVersion: "2.0", SessionType: wire.SessionTypeStandardStream},
-		docWith(wire.SessionTypeInteractiveCommands, `{"linux":{}}`),
-		docWith(wire.SessionTypePort, `{"portNumber":"http"}`),
-		docWith(wire.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"true","separateOutputStream":true,"stdOutSeparatorPrefix":"bad prefix!"}}`),
+		{SchemaVersion: "2.0", SessionType: ssmdoc.SessionTypeStandardStream},
+		docWith(ssmdoc.SessionTypeInteractiveCommands, `{"linux":{}}`),
+		docWith(ssmdoc.SessionTypePort, `{"portNumber":"http"}`),
+		docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"true","separateOutputStream":true,"stdOutSeparatorPrefix":"bad prefix!"}}`),
 	} {
 		sid := fmt.Sprintf("bad-%d", i)
 		f.startSession(sid, doc, "")

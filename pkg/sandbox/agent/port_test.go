@@ -15,6 +15,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 	"github.com/xtaci/smux"
 )
 
@@ -119,7 +120,7 @@ func (c clientRWC) Close() error                { return nil }
 
 func openPort(t *testing.T, f *fakeMGS, sid, props string, cfg datachannel.Config) (*datachannel.Channel, datachannel.SessionInfo) {
 	t.Helper()
-	f.startSession(sid, docWith(wire.SessionTypePort, props), "")
+	f.startSession(sid, docWith(ssmdoc.SessionTypePort, props), "")
 	ch := f.connectClient(t, sid, cfg)
 	ctx, cancel := contextWithTimeout(15 * time.Second)
 	defer cancel()
@@ -127,7 +128,7 @@ func openPort(t *testing.T, f *fakeMGS, sid, props string, cfg datachannel.Confi
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	if info.SessionType != wire.SessionTypePort || !info.Handshake {
+	if info.SessionType != ssmdoc.SessionTypePort || !info.Handshake {
 		t.Fatalf("handshake info %+v", info)
 	}
 	return ch, info

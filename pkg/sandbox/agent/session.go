@@ -12,6 +12,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // Causes a session can be cancelled with.
@@ -61,7 +62,7 @@ func newSession(parent context.Context, a *Agent, task wire.AgentTaskPayload) *s
 	ctx, cancel := context.WithCancelCause(parent)
 	s := &session{a: a, task: task, doc: &task.DocumentContent, id: task.SessionID, ctx: ctx, cancel: cancel,
 		stateSent: make(chan struct{}, 4)}
-	if task.DocumentContent.SessionType == wire.SessionTypePort {
+	if task.DocumentContent.SessionType == ssmdoc.SessionTypePort {
 		s.ledger = newInputLedger()
 	}
 	return s
@@ -113,13 +114,13 @@ func (s *session) run() (status, output string) {
 		err error
 	)
 	switch st := s.doc.SessionType; st {
-	case wire.SessionTypeStandardStream:
+	case ssmdoc.SessionTypeStandardStream:
 		p, err = newShellPlugin(s, false)
-	case wire.SessionTypeInteractiveCommands:
+	case ssmdoc.SessionTypeInteractiveCommands:
 		p, err = newShellPlugin(s, true)
-	case wire.SessionTypeNonInteractiveCommands:
+	case ssmdoc.SessionTypeNonInteractiveCommands:
 		p, err = newCommandPlugin(s)
-	case wire.SessionTypePort:
+	case ssmdoc.SessionTypePort:
 		p, err = newPortPlugin(s)
 	default:
 		err = fmt.Errorf("session type %q is not supported", st)
@@ -381,7 +382,7 @@ func propBool(m map[string]json.RawMessage, k string) bool {
 // separateOutput reports whether a NonInteractiveCommands document asks for
 // separate stdout/stderr streams.
 func separateOutput(doc *wire.SessionDocument) bool {
-	if doc.SessionType != wire.SessionTypeNonInteractiveCommands {
+	if doc.SessionType != ssmdoc.SessionTypeNonInteractiveCommands {
 		return false
 	}
 	return propBool(platformProperties(doc.Properties), "separateOutputStream")

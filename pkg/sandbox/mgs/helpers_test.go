@@ -16,6 +16,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // env is one service behind a loopback HTTP server.
@@ -156,7 +157,7 @@ func (e *env) start(target string, mod func(*SessionSpec)) (id, streamURL, token
 		Target:       target,
 		Owner:        "arn:aws:sts::123456789012:assumed-role/dev/alice",
 		DocumentName: "SSM-SessionManagerRunShell",
-		Document:     wire.SessionDocument{SchemaVersion: "1.0", SessionType: wire.SessionTypeStandardStream},
+		Document:     wire.SessionDocument{SchemaVersion: "1.0", SessionType: ssmdoc.SessionTypeStandardStream},
 	}
 	if mod != nil {
 		mod(&spec)

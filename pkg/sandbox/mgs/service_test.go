@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 const wait = 5 * time.Second
@@ -59,7 +60,7 @@ func TestControlChannelAndInteractiveShell(t *testing.T) {
 	props := json.RawMessage(`{"portNumber":"22","type":"LocalPortForwarding","localPortNumber":"0"}`)
 	id, streamURL, tok := e.start("i-0123456789abcdef0", func(s *SessionSpec) {
 		s.DocumentName = "AWS-StartPortForwardingSession"
-		s.Document = wire.SessionDocument{SchemaVersion: "1.0", Description: "pf", SessionType: wire.SessionTypePort,
+		s.Document = wire.SessionDocument{SchemaVersion: "1.0", Description: "pf", SessionType: ssmdoc.SessionTypePort,
 			Inputs: wire.SessionInputs{RunAsDefaultUser: "ssm-user"}, Properties: props}
 	})
 	if tok == "" || !strings.HasPrefix(streamURL, "ws://127.0.0.1:") ||
@@ -416,7 +417,7 @@ func TestNonInteractiveNotPaused(t *testing.T) {
 	e := newEnv(t, Options{})
 	cc := newReader(e.agentControl("i-1"))
 	id, _, _ := e.start("i-1", func(s *SessionSpec) {
-		s.Document.SessionType = wire.SessionTypeNonInteractiveCommands
+		s.Document.SessionType = ssmdoc.SessionTypeNonInteractiveCommands
 	})
 	cc.nextOfType(t, wire.TypeInteractiveShell, wait)
 	agent := newReader(e.agentData(id, "i-1"))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // Session statuses, as DescribeSessions reports them.
@@ -149,7 +150,7 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (streamURL
 		doc.SchemaVersion = "1.0"
 	}
 	if doc.SessionType == "" {
-		doc.SessionType = wire.SessionTypeStandardStream
+		doc.SessionType = ssmdoc.SessionTypeStandardStream
 	}
 	if doc.Parameters == nil {
 		doc.Parameters = map[string]json.RawMessage{}
@@ -189,7 +190,7 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (streamURL
 		status:         StatusConnecting,
 		start:          now,
 		clientTokens:   []string{token},
-		nonInteractive: doc.SessionType == wire.SessionTypeNonInteractiveCommands,
+		nonInteractive: doc.SessionType == ssmdoc.SessionTypeNonInteractiveCommands,
 		lastActivity:   now,
 		lastInSeq:      -1,
 		lastOutSeq:     -1,

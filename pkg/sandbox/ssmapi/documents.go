@@ -15,13 +15,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
-)
-
-// Document names with a special meaning.
-const (
-	// DefaultSessionDocument is used when StartSession names no document;
-	// it also holds the account's Session Manager preferences.
-	DefaultSessionDocument = "SSM-SessionManagerRunShell"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // portPattern is the allowedPattern of the AWS port parameters.
@@ -41,7 +35,7 @@ const commandProperties = `{
 // the sandbox provides, keyed by name. The shapes follow the documents AWS
 // publishes (SESSION-PROTOCOL.md §8.1; Session document schema).
 var AWSSessionDocuments = map[string]string{
-	"AWS-StartPortForwardingSession": `{
+	ssmdoc.PortForwarding: `{
   "schemaVersion": "1.0",
   "description": "Document to start port forwarding session over Session Manager",
   "sessionType": "Port",
@@ -51,7 +45,7 @@ var AWSSessionDocuments = map[string]string{
   },
   "properties": {"portNumber": "{{ portNumber }}", "type": "LocalPortForwarding", "localPortNumber": "{{ localPortNumber }}"}
 }`,
-	"AWS-StartPortForwardingSessionToRemoteHost": `{
+	ssmdoc.PortForwardingToRemoteHost: `{
   "schemaVersion": "1.0",
   "description": "Document to start port forwarding session over Session Manager to a remote host",
   "sessionType": "Port",
@@ -62,7 +56,7 @@ var AWSSessionDocuments = map[string]string{
   },
   "properties": {"host": "{{ host }}", "portNumber": "{{ portNumber }}", "type": "LocalPortForwarding", "localPortNumber": "{{ localPortNumber }}"}
 }`,
-	"AWS-StartSSHSession": `{
+	ssmdoc.SSH: `{
   "schemaVersion": "1.0",
   "description": "Document to start SSH session over Session Manager",
   "sessionType": "Port",
@@ -71,7 +65,7 @@ var AWSSessionDocuments = map[string]string{
   },
   "properties": {"portNumber": "{{ portNumber }}"}
 }`,
-	"AWS-StartInteractiveCommand": `{
+	ssmdoc.InteractiveCommand: `{
   "schemaVersion": "1.0",
   "description": "Document to run single interactive command on an instance",
   "sessionType": "InteractiveCommands",
@@ -80,7 +74,7 @@ var AWSSessionDocuments = map[string]string{
   },
   "properties": ` + commandProperties + `
 }`,
-	"AWS-StartNonInteractiveCommand": `{
+	ssmdoc.NonInteractiveCommand: `{
   "schemaVersion": "1.0",
   "description": "Document to run single non interactive command on an instance",
   "sessionType": "NonInteractiveCommands",
@@ -174,9 +168,7 @@ func parseSessionDoc(name, content string) (*sessionDoc, error) {
 	if err := json.Unmarshal([]byte(content), &d); err != nil {
 		return nil, errorf("InvalidDocument", "document %s is not a valid JSON Session document", name)
 	}
-	switch d.SessionType {
-	case wire.SessionTypeStandardStream, wire.SessionTypePort, wire.SessionTypeInteractiveCommands, wire.SessionTypeNonInteractiveCommands:
-	default:
+	if !ssmdoc.ValidSessionType(d.SessionType) {
 		return nil, errorf("InvalidDocument", "document %s has no valid sessionType", name)
 	}
 	return &d, nil
@@ -303,7 +295,7 @@ type preferences struct {
 // loadPreferences reads SSM-SessionManagerRunShell; without it the AWS
 // defaults apply (20 min idle timeout, no maximum duration).
 func (h *Handler) loadPreferences(ctx context.Context) (*preferences, error) {
-	d, found, err := h.getDocument(ctx, DefaultSessionDocument)
+	d, found, err := h.getDocument(ctx, ssmdoc.Shell)
 	if err != nil {
 		return nil, err
 	}

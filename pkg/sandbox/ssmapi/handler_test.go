@@ -25,6 +25,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 const wait = 5 * time.Second
@@ -286,13 +287,13 @@ func TestStartSessionPortForwarding(t *testing.T) {
 		"s3BucketName":"","s3KeyPrefix":"","s3EncryptionEnabled":true,"cloudWatchLogGroupName":"","cloudWatchEncryptionEnabled":true,
 		"cloudWatchStreamingEnabled":false,"kmsKeyId":"","runAsEnabled":false,"runAsDefaultUser":"","idleSessionTimeout":"7",
 		"maxSessionDuration":"90","shellProfile":{"windows":"","linux":"exec bash"}}}`
-	_, err := s.ssm.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String(DefaultSessionDocument), Content: aws.String(prefs),
+	_, err := s.ssm.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String(ssmdoc.Shell), Content: aws.String(prefs),
 		DocumentType: ssmtypes.DocumentTypeSession, DocumentFormat: ssmtypes.DocumentFormatJson})
 	if err != nil {
 		t.Fatalf("CreateDocument through the proxy: %v", err)
 	}
 	t.Cleanup(func() {
-		_, _ = s.ssm.DeleteDocument(context.Background(), &ssm.DeleteDocumentInput{Name: aws.String(DefaultSessionDocument)})
+		_, _ = s.ssm.DeleteDocument(context.Background(), &ssm.DeleteDocumentInput{Name: aws.String(ssmdoc.Shell)})
 	})
 
 	out, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{
@@ -379,7 +380,7 @@ func TestStartSessionDefaultsAndDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := next()
-	if p.DocumentName != DefaultSessionDocument || p.DocumentContent.SessionType != "Standard_Stream" || p.DocumentContent.Properties != nil {
+	if p.DocumentName != ssmdoc.Shell || p.DocumentContent.SessionType != "Standard_Stream" || p.DocumentContent.Properties != nil {
 		t.Errorf("default session = %+v", p)
 	}
 	if info := s.gw.Sessions()[0]; info.MaxDuration != 0 {

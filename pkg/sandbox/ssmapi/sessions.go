@@ -10,6 +10,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // credentialRE pulls the access key id out of a SigV4 Authorization header.
@@ -43,7 +44,7 @@ func (h *Handler) startSession(q *request) (any, error) {
 	}
 	docName := in.DocumentName
 	if docName == "" {
-		docName = DefaultSessionDocument
+		docName = ssmdoc.Shell
 	}
 
 	// Target: known (registry or control channel) and online.
@@ -73,11 +74,11 @@ func (h *Handler) startSession(q *request) (any, error) {
 		return nil, err
 	}
 	if !found {
-		if docName != DefaultSessionDocument {
+		if docName != ssmdoc.Shell {
 			return nil, errorf("InvalidDocument", "Document %s does not exist in your account", docName)
 		}
 		// No preferences saved yet: the AWS default shell document.
-		doc = &sessionDoc{SchemaVersion: "1.0", SessionType: wire.SessionTypeStandardStream}
+		doc = &sessionDoc{SchemaVersion: "1.0", SessionType: ssmdoc.SessionTypeStandardStream}
 	}
 	vals, err := resolveParameters(docName, doc, in.Parameters)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // Banner is the first output of EchoShell: a plain shell has no
@@ -51,17 +52,17 @@ func DefaultPlugin(in *ssm.StartSessionInput) (Plugin, error) {
 		host = "127.0.0.1"
 	}
 	switch doc := aws.ToString(in.DocumentName); doc {
-	case "", "SSM-SessionManagerRunShell":
+	case "", ssmdoc.Shell:
 		return EchoShell(), nil
-	case "AWS-StartInteractiveCommand":
+	case ssmdoc.InteractiveCommand:
 		p := EchoShell()
-		p.SessionType = wire.SessionTypeInteractiveCommands
+		p.SessionType = ssmdoc.SessionTypeInteractiveCommands
 		return p, nil
-	case "AWS-StartNonInteractiveCommand":
+	case ssmdoc.NonInteractiveCommand:
 		return Script(param("command")), nil
-	case "AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost":
+	case ssmdoc.PortForwarding, ssmdoc.PortForwardingToRemoteHost:
 		return MuxPort(net.JoinHostPort(host, param("portNumber"))), nil
-	case "AWS-StartSSHSession":
+	case ssmdoc.SSH:
 		return SSH(net.JoinHostPort("127.0.0.1", param("portNumber"))), nil
 	default:
 		return Plugin{}, fmt.Errorf("InvalidDocument: document %s does not exist", doc)
@@ -73,7 +74,7 @@ func DefaultPlugin(in *ssm.StartSessionInput) (Plugin, error) {
 // the start of a line.
 func EchoShell() Plugin {
 	return Plugin{
-		SessionType: wire.SessionTypeStandardStream,
+		SessionType: ssmdoc.SessionTypeStandardStream,
 		Run: func(ctx context.Context, ch *datachannel.Channel) error {
 			if _, err := ch.Write([]byte(Banner)); err != nil {
 				return err
@@ -112,7 +113,7 @@ func EchoShell() Plugin {
 // writes stdout and stderr and exits with code (§7.2).
 func Command(stdout, stderr string, code int) Plugin {
 	return Plugin{
-		SessionType:    wire.SessionTypeNonInteractiveCommands,
+		SessionType:    ssmdoc.SessionTypeNonInteractiveCommands,
 		SeparateOutput: true,
 		Run: func(ctx context.Context, ch *datachannel.Channel) error {
 			if stdout != "" {
@@ -185,7 +186,7 @@ func (a agentStream) Close() error                { return nil }
 // failed dial sends the ConnectToPortError flag.
 func MuxPort(dest string) Plugin {
 	return Plugin{
-		SessionType: wire.SessionTypePort,
+		SessionType: ssmdoc.SessionTypePort,
 		Properties:  portProperties(portOf(dest), "LocalPortForwarding"),
 		Run: func(ctx context.Context, ch *datachannel.Channel) error {
 			client := ch.Info().ClientVersion
@@ -254,7 +255,7 @@ func BasicPort(dest, agentVersion string) Plugin {
 		mu.Unlock()
 	}
 	return Plugin{
-		SessionType:  wire.SessionTypePort,
+		SessionType:  ssmdoc.SessionTypePort,
 		Properties:   portProperties(portOf(dest), "LocalPortForwarding"),
 		AgentVersion: agentVersion,
 		Control: func(p datachannel.Packet) {
@@ -320,7 +321,7 @@ func BasicPort(dest, agentVersion string) Plugin {
 // channel has ended and it has written everything received.
 func SSH(dest string) Plugin {
 	return Plugin{
-		SessionType: wire.SessionTypePort,
+		SessionType: ssmdoc.SessionTypePort,
 		Properties:  portProperties(portOf(dest), ""),
 		Run: func(ctx context.Context, ch *datachannel.Channel) error {
 			d, err := net.DialTimeout("tcp", dest, 5*time.Second)
