@@ -88,10 +88,6 @@ var AWSSessionDocuments = map[string]string{
 }`,
 }
 
-// NonInteractiveDocument is the name of the document whose two versions the
-// sandbox can serve (Options.LegacyNonInteractiveDocument).
-const NonInteractiveDocument = "AWS-StartNonInteractiveCommand"
-
 // legacyNonInteractiveDocument is AWS-StartNonInteractiveCommand as it was
 // published before the separate-output parameters existed, and as a region
 // may still serve it: only "command". StartSession with
@@ -177,7 +173,7 @@ func parseSessionDoc(name, content string) (*sessionDoc, error) {
 // sessionDocumentContent returns the content of the AWS-owned document
 // name as this sandbox serves it now.
 func sessionDocumentContent(name string, legacyNonInteractive bool) (string, bool) {
-	if name == NonInteractiveDocument && legacyNonInteractive {
+	if name == ssmdoc.NonInteractiveCommand && legacyNonInteractive {
 		return legacyNonInteractiveDocument, true
 	}
 	c, ok := AWSSessionDocuments[name]

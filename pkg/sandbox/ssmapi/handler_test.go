@@ -664,7 +664,7 @@ func TestLegacyNonInteractiveDocument(t *testing.T) {
 	separate := map[string][]string{"command": {"uptime"}, "separateOutputStream": {"true"}, "stdoutSeparatorPrefix": {"OUT:"}}
 	start := func() error {
 		_, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String("i-1"),
-			DocumentName: aws.String(NonInteractiveDocument), Parameters: separate})
+			DocumentName: aws.String(ssmdoc.NonInteractiveCommand), Parameters: separate})
 		return err
 	}
 
@@ -685,7 +685,7 @@ func TestLegacyNonInteractiveDocument(t *testing.T) {
 		t.Fatalf("legacy document with separate output: %v", err)
 	}
 	if _, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String("i-1"),
-		DocumentName: aws.String(NonInteractiveDocument), Parameters: map[string][]string{"command": {"uptime"}}}); err != nil {
+		DocumentName: aws.String(ssmdoc.NonInteractiveCommand), Parameters: map[string][]string{"command": {"uptime"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if p := next(); strings.Contains(string(p.DocumentContent.Properties), "separateOutputStream") || !strings.Contains(string(p.DocumentContent.Properties), `"commands":"uptime"`) {
