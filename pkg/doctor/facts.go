@@ -3,6 +3,8 @@ package doctor
 import (
 	"time"
 
+	"github.com/ssmkit/ssmkit/pkg/prefs"
+
 	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
@@ -212,6 +214,10 @@ type Prefs struct {
 	RunAsEnabled         bool
 	RunAsDefaultUser     string
 	UnknownSessionInputs []string
+	// Invalid holds what prefs.Validate found, by input key.
+	Invalid map[string]string
+	// Doc is the parsed document (nil when missing or unreadable).
+	Doc *prefs.Document
 }
 
 // Bucket is the logging bucket.

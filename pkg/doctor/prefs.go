@@ -1,73 +1,53 @@
 package doctor
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/ssmkit/ssmkit/pkg/prefs"
 )
 
-// knownInputs are the Standard_Stream inputs the doctor understands.
-var knownInputs = map[string]bool{
-	"s3BucketName": true, "s3KeyPrefix": true, "s3EncryptionEnabled": true,
-	"cloudWatchLogGroupName": true, "cloudWatchEncryptionEnabled": true, "cloudWatchStreamingEnabled": true,
-	"kmsKeyId": true, "runAsEnabled": true, "runAsDefaultUser": true, "idleSessionTimeout": true,
-	"maxSessionDuration": true, "shellProfile": true,
-}
-
-// ParsePrefs reads a Session document's content into Prefs. name is the
-// document name. A parse error is returned and also stored in Err.
+// ParsePrefs reads a Session document's content into Prefs with the
+// preferences model of package prefs, which also validates it (ranges,
+// names). name is the document name. A parse error is stored in Err.
 func ParsePrefs(name, content string) *Prefs {
 	p := &Prefs{Document: name, Found: true}
-	var doc struct {
-		SessionType string         `json:"sessionType"`
-		Inputs      map[string]any `json:"inputs"`
-	}
-	if err := json.Unmarshal([]byte(content), &doc); err != nil {
-		p.Err = fmt.Errorf("document %s is not valid JSON: %w", name, err)
+	doc, err := prefs.Parse([]byte(content))
+	if err != nil {
+		p.Err = fmt.Errorf("document %s: %w", name, err)
 		return p
 	}
-	if doc.SessionType != "" && doc.SessionType != "Standard_Stream" {
-		p.Err = fmt.Errorf("document %s has sessionType %q, want Standard_Stream", name, doc.SessionType)
+	if st, _ := doc.Map()["sessionType"].(string); st != "" && st != "Standard_Stream" {
+		p.Err = fmt.Errorf("document %s has sessionType %q, want Standard_Stream", name, st)
 		return p
 	}
-	in := doc.Inputs
-	str := func(k string) string {
-		switch v := in[k].(type) {
-		case string:
-			return v
-		case float64:
-			return strconv.FormatFloat(v, 'f', -1, 64)
-		case bool:
-			return strconv.FormatBool(v)
+	p.Doc = doc
+	p.S3Bucket, p.S3Prefix, p.S3Encryption = doc.String(prefs.KeyS3Bucket), doc.String(prefs.KeyS3Prefix), doc.Bool(prefs.KeyS3Encryption)
+	p.LogGroup, p.CWEncryption, p.CWStreaming = doc.String(prefs.KeyLogGroup), doc.Bool(prefs.KeyLogEncryption), doc.Bool(prefs.KeyLogStreaming)
+	p.KMSKeyID = doc.String(prefs.KeyKMSKey)
+	p.RunAsEnabled, p.RunAsDefaultUser = doc.Bool(prefs.KeyRunAsEnabled), doc.String(prefs.KeyRunAsDefaultUser)
+	p.IdleTimeout, p.MaxDuration = doc.String(prefs.KeyIdleSessionTimeout), doc.String(prefs.KeyMaxSessionDuration)
+	p.ShellProfileLinux, p.ShellProfileWindows = doc.String(prefs.KeyShellProfileLinux), doc.String(prefs.KeyShellProfileWindows)
+	var verrs prefs.ValidationErrors
+	if err := prefs.Validate(doc); errors.As(err, &verrs) {
+		p.Invalid = map[string]string{}
+		for _, e := range verrs {
+			p.Invalid[e.Key] = e.Msg
 		}
-		return ""
 	}
-	boolean := func(k string) bool {
-		b, _ := strconv.ParseBool(str(k))
-		return b
+	known := map[string]bool{}
+	for _, f := range prefs.Fields() {
+		known[strings.SplitN(f.Key, ".", 2)[0]] = true
 	}
-	p.S3Bucket, p.S3Prefix, p.S3Encryption = str("s3BucketName"), str("s3KeyPrefix"), boolean("s3EncryptionEnabled")
-	p.LogGroup, p.CWEncryption, p.CWStreaming = str("cloudWatchLogGroupName"), boolean("cloudWatchEncryptionEnabled"), boolean("cloudWatchStreamingEnabled")
-	p.KMSKeyID = str("kmsKeyId")
-	p.RunAsEnabled, p.RunAsDefaultUser = boolean("runAsEnabled"), str("runAsDefaultUser")
-	p.IdleTimeout, p.MaxDuration = str("idleSessionTimeout"), str("maxSessionDuration")
-	if sp, ok := in["shellProfile"].(map[string]any); ok {
-		p.ShellProfileLinux, _ = sp["linux"].(string)
-		p.ShellProfileWindows, _ = sp["windows"].(string)
-	}
-	for k := range in {
-		if !knownInputs[k] {
-			p.UnknownSessionInputs = append(p.UnknownSessionInputs, k)
+	if in, ok := doc.Map()["inputs"].(map[string]any); ok {
+		for k := range in {
+			if !known[k] {
+				p.UnknownSessionInputs = append(p.UnknownSessionInputs, k)
+			}
 		}
 	}
 	sort.Strings(p.UnknownSessionInputs)
 	return p
-}
-
-// minutes parses a preference in minutes; "" means the default.
-func minutes(s string) (int, bool) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	return n, err == nil
 }

@@ -1,0 +1,149 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// instances resolves the selection with DescribeInstances.
+func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error {
+	var ids, names, managedIDs []string
+	for _, t := range sel.Targets {
+		switch {
+		case strings.HasPrefix(t, "i-"):
+			ids = append(ids, t)
+		case strings.HasPrefix(t, "mi-"):
+			managedIDs = append(managedIDs, t)
+		default:
+			names = append(names, t)
+		}
+	}
+	var tagFilters []ec2types.Filter
+	for k, v := range sel.Tags {
+		tagFilters = append(tagFilters, ec2types.Filter{Name: aws.String("tag:" + k), Values: v})
+	}
+	sort.Slice(tagFilters, func(i, j int) bool { return *tagFilters[i].Name < *tagFilters[j].Name })
+	notTerminated := ec2types.Filter{Name: aws.String("instance-state-name"),
+		Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}}
+	var queries [][]ec2types.Filter
+	for _, chunk := range chunks(ids, 200) {
+		queries = append(queries, append([]ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}}, tagFilters...))
+	}
+	for _, chunk := range chunks(names, 200) {
+		queries = append(queries, append([]ec2types.Filter{{Name: aws.String("tag:Name"), Values: chunk}, notTerminated}, tagFilters...))
+	}
+	if len(sel.Targets) == 0 && (sel.All || len(tagFilters) > 0) {
+		queries = append(queries, append([]ec2types.Filter{notTerminated}, tagFilters...))
+	}
+	byName := map[string][]string{}
+	for _, q := range queries {
+		p := ec2.NewDescribeInstancesPaginator(g.Clients.EC2, &ec2.DescribeInstancesInput{Filters: q, MaxResults: aws.Int32(1000)})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("describing instances: %w", err)
+			}
+			for _, res := range out.Reservations {
+				for _, i := range res.Instances {
+					inst := convertInstance(i)
+					f.Instances[inst.ID] = inst
+					byName[inst.Name] = append(byName[inst.Name], inst.ID)
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		if _, ok := f.Instances[id]; !ok {
+			f.Missing[id] = "no EC2 instance with this ID in " + g.Region
+		}
+	}
+	for _, n := range names {
+		if len(byName[n]) == 0 {
+			f.Missing[n] = fmt.Sprintf("no instance with Name tag %q in %s", n, g.Region)
+		}
+	}
+	for _, id := range managedIDs {
+		// Hybrid nodes are not in EC2; DescribeInstanceInformation decides.
+		f.Instances[id] = &Instance{ID: id, State: "hybrid"}
+	}
+	return nil
+}
+
+func convertInstance(i ec2types.Instance) *Instance {
+	inst := &Instance{ID: aws.ToString(i.InstanceId), VpcID: aws.ToString(i.VpcId), SubnetID: aws.ToString(i.SubnetId),
+		PrivateIP: aws.ToString(i.PrivateIpAddress), PublicIP: aws.ToString(i.PublicIpAddress)}
+	if i.State != nil {
+		inst.State = string(i.State.Name)
+	}
+	if i.Placement != nil {
+		inst.AvailabilityZone = aws.ToString(i.Placement.AvailabilityZone)
+	}
+	if i.IamInstanceProfile != nil {
+		inst.ProfileARN = aws.ToString(i.IamInstanceProfile.Arn)
+	}
+	if i.MetadataOptions != nil {
+		inst.HTTPTokens = string(i.MetadataOptions.HttpTokens)
+	}
+	// The primary interface's groups are the instance's; some emulators
+	// report them only on the interfaces, so take the union.
+	for _, sg := range i.SecurityGroups {
+		inst.SecurityGroups = append(inst.SecurityGroups, aws.ToString(sg.GroupId))
+	}
+	for _, ni := range i.NetworkInterfaces {
+		for _, sg := range ni.Groups {
+			if id := aws.ToString(sg.GroupId); !contains(inst.SecurityGroups, id) {
+				inst.SecurityGroups = append(inst.SecurityGroups, id)
+			}
+		}
+	}
+	for _, t := range i.Tags {
+		if aws.ToString(t.Key) == "Name" {
+			inst.Name = aws.ToString(t.Value)
+		}
+	}
+	return inst
+}
+
+// managed lists DescribeInstanceInformation for the targets, 50 IDs a page.
+func (g *Gatherer) managed(r *runner, f *Facts) {
+	ids := make([]string, 0, len(f.Instances))
+	for id := range f.Instances {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var mu sync.Mutex
+	for _, chunk := range chunks(ids, 50) {
+		r.Go(func(ctx context.Context) {
+			p := ssm.NewDescribeInstanceInformationPaginator(g.Clients.SSM, &ssm.DescribeInstanceInformationInput{
+				Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: chunk}}, MaxResults: aws.Int32(50)})
+			for p.HasMorePages() {
+				out, err := p.NextPage(ctx)
+				mu.Lock()
+				if err != nil {
+					f.ManagedErr = fmt.Errorf("ssm DescribeInstanceInformation: %w", err)
+					mu.Unlock()
+					return
+				}
+				for _, ii := range out.InstanceInformationList {
+					m := &Managed{PingStatus: string(ii.PingStatus), AgentVersion: aws.ToString(ii.AgentVersion),
+						PlatformType: string(ii.PlatformType), PlatformName: aws.ToString(ii.PlatformName),
+						ResourceType: string(ii.ResourceType), IAMRole: aws.ToString(ii.IamRole)}
+					if ii.LastPingDateTime != nil {
+						m.LastPing = *ii.LastPingDateTime
+					}
+					f.Managed[aws.ToString(ii.InstanceId)] = m
+				}
+				mu.Unlock()
+			}
+		})
+	}
+}
