@@ -29,7 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+	"github.com/ssmkit/ssmkit/internal/moto"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
@@ -110,7 +110,7 @@ type Sandbox struct {
 	opts     Options
 	url      string
 	motoURL  string
-	moto     *motoserver.Server
+	moto     *moto.Server
 	srv      *http.Server
 	ln       net.Listener
 	gateway  *mgs.Service
@@ -176,13 +176,13 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("creating the moto log: %w", err)
 		}
-		s.moto, err = motoserver.Start(ctx, motoserver.Options{LogWriter: logf})
+		s.moto, err = moto.Start(ctx, moto.Options{LogWriter: logf})
 		if err != nil {
 			logf.Close()
 			return nil, fmt.Errorf("starting moto (install it with 'pip install moto[server]', or pass --moto-url): %w", err)
 		}
 		s.motoURL = s.moto.URL()
-	} else if err := motoserver.Ping(ctx, s.motoURL); err != nil {
+	} else if err := moto.Ping(ctx, s.motoURL); err != nil {
 		return nil, fmt.Errorf("moto at %s does not answer: %w", s.motoURL, err)
 	}
 

@@ -16,12 +16,8 @@ func TestFleetInMoto(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs moto")
 	}
-	srv, err := motoserver.Start(context.Background(), motoserver.Options{})
-	if err != nil {
-		t.Skipf("moto: %v", err)
-	}
-	defer srv.Close()
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(srv.URL())}
+	url := motoserver.Private(t)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
 	ec2c, iamc := ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg)
 	ctx := context.Background()
 

@@ -4,7 +4,6 @@ package sandboxtest
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -16,24 +15,14 @@ import (
 // opts.Instances is nil) and stops it when the test ends. Each sandbox gets
 // a private moto server (unless opts.MotoURL names one): moto's state is
 // global, and tests create the same named resources. It skips the test
-// when moto is not installed.
+// when moto is not installed (fails it with SSMKIT_CI=1).
 func Start(tb testing.TB, opts sandbox.Options) *sandbox.Sandbox {
 	tb.Helper()
 	if opts.Instances == nil {
 		opts.Instances = []sandbox.InstanceSpec{{Name: "web-1"}, {Name: "web-2"}, {Name: "web-3"}}
 	}
 	if opts.MotoURL == "" {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		srv, err := motoserver.Start(ctx, motoserver.Options{})
-		cancel()
-		if errors.Is(err, motoserver.ErrPythonNotFound) || errors.Is(err, motoserver.ErrMotoNotInstalled) {
-			tb.Skipf("the sandbox needs moto: %v", err)
-		}
-		if err != nil {
-			tb.Fatalf("starting moto: %v", err)
-		}
-		tb.Cleanup(func() { srv.Close() })
-		opts.MotoURL = srv.URL()
+		opts.MotoURL = motoserver.Private(tb)
 	}
 	if opts.StateDir == "" {
 		opts.StateDir = tb.TempDir()

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package motoserver
+package moto
 
 import "os/exec"
 

@@ -1,9 +1,9 @@
-// Package motoserver starts and stops a local moto server, the Python AWS service emulator
-// that ssmkit's tests (and the future `ssmkit sandbox`) talk to instead of real AWS.
+// Package moto starts and stops a local moto server, the Python AWS service emulator that
+// `ssmkit sandbox` puts behind its own APIs and that tests talk to instead of real AWS.
 //
-// Start is the plain API: it has no dependency on the testing package, so non-test code can
-// use it. URL (in url.go) is the test helper built on top of it.
-package motoserver
+// It is part of the shipped binary, so it must never import testing: the test helpers built
+// on it live in internal/testutil/motoserver.
+package moto
 
 import (
 	"bytes"
@@ -21,10 +21,6 @@ import (
 	"time"
 )
 
-// EnvURL names the environment variable that points tests at an already running moto server
-// (scripts/moto.sh prints it), so that one server serves a whole `go test` run.
-const EnvURL = "SSMKIT_MOTO_URL"
-
 // EnvPython names the environment variable that overrides the Python interpreter used to run
 // moto. It must be the real interpreter path, not a pyenv shim.
 const EnvPython = "SSMKIT_PYTHON"
@@ -39,8 +35,8 @@ const stopGrace = 5 * time.Second
 // one that another process grabbed between our probe and moto's bind.
 const portAttempts = 3
 
-// Sentinel errors. Callers (URL in particular) use them to tell "not installed" (skip the test)
-// from "installed but broken" (fail the test).
+// Sentinel errors. Callers use them to tell "not installed" (say how to install it; tests skip,
+// or fail in CI) from "installed but broken".
 var (
 	// ErrPythonNotFound means no Python interpreter could be located.
 	ErrPythonNotFound = errors.New("python interpreter not found")

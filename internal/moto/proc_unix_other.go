@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package motoserver
+package moto
 
 import "syscall"
 

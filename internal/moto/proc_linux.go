@@ -1,6 +1,6 @@
 //go:build linux
 
-package motoserver
+package moto
 
 import "syscall"
 

@@ -1,6 +1,6 @@
 //go:build unix
 
-package motoserver
+package moto
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 func kmsClient(url string) *kms.Client {
@@ -30,15 +31,15 @@ func kmsClient(url string) *kms.Client {
 	})
 }
 
-// startOrSkip starts a private server, skipping when moto is not installed.
-func startOrSkip(t *testing.T) *Server {
+// startServer starts a private server; a missing moto skips the test (fails with SSMKIT_CI=1).
+func startServer(t *testing.T) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a moto server; skipped under -short")
 	}
 	srv, err := Start(context.Background(), Options{})
 	if errors.Is(err, ErrPythonNotFound) || errors.Is(err, ErrMotoNotInstalled) {
-		t.Skipf("moto not available: %v", err)
+		testutil.MissingTool(t, "moto not available: %v; %s", err, testutil.InstallMoto)
 	}
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -89,7 +90,7 @@ func alive(pid int) bool {
 }
 
 func TestStartCreateKeyClose(t *testing.T) {
-	srv := startOrSkip(t)
+	srv := startServer(t)
 	if !strings.HasPrefix(srv.URL(), "http://127.0.0.1:") {
 		t.Fatalf("URL() = %q, want a loopback http URL", srv.URL())
 	}
@@ -117,7 +118,7 @@ func TestStartCreateKeyClose(t *testing.T) {
 }
 
 func TestReset(t *testing.T) {
-	srv := startOrSkip(t)
+	srv := startServer(t)
 	ctx := context.Background()
 	c := kmsClient(srv.URL())
 	if _, err := c.CreateKey(ctx, &kms.CreateKeyInput{}); err != nil {
@@ -156,7 +157,7 @@ func TestStartFixedPortAndLog(t *testing.T) {
 	var log syncBuffer
 	srv, err := Start(context.Background(), Options{Port: port, LogWriter: &log})
 	if errors.Is(err, ErrPythonNotFound) || errors.Is(err, ErrMotoNotInstalled) {
-		t.Skipf("moto not available: %v", err)
+		testutil.MissingTool(t, "moto not available: %v; %s", err, testutil.InstallMoto)
 	}
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -223,82 +224,17 @@ func TestStartExitsEarly(t *testing.T) {
 	}
 }
 
-func TestURLPrivate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a moto server; skipped under -short")
-	}
-	t.Setenv(EnvURL, "")
-	var url string
-	t.Run("inner", func(t *testing.T) {
-		url = URL(t)
-		if err := Ping(context.Background(), url); err != nil {
-			t.Fatalf("URL() server does not answer: %v", err)
-		}
-	})
-	// The inner test's cleanup has run: its private server must be gone.
-	if err := Ping(context.Background(), url); err == nil {
-		t.Errorf("private server at %s still answers after its test ended", url)
-	}
-}
-
-func TestURLFromEnv(t *testing.T) {
-	srv := startOrSkip(t)
-	t.Setenv(EnvURL, srv.URL())
-	if got := URL(t); got != srv.URL() {
-		t.Errorf("URL() = %q, want $%s = %q", got, EnvURL, srv.URL())
-	}
-}
-
-func TestURLFromEnvUnreachable(t *testing.T) {
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	t.Setenv(EnvURL, url)
-	ft := &fakeTB{TB: t}
-	ft.run(func() { URL(ft) })
-	if !ft.failed || !strings.Contains(ft.msg, EnvURL) || !strings.Contains(ft.msg, url) {
-		t.Errorf("URL with an unreachable $%s: failed=%v msg=%q", EnvURL, ft.failed, ft.msg)
-	}
-}
-
-// fakeTB records Fatalf instead of failing the real test.
-type fakeTB struct {
-	testing.TB
-	failed bool
-	msg    string
-}
-
-func (f *fakeTB) Helper() {}
-
-func (f *fakeTB) Fatalf(format string, args ...any) {
-	f.failed = true
-	f.msg = fmt.Sprintf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *fakeTB) run(fn func()) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		fn()
-	}()
-	wg.Wait()
-}
-
 func TestScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a moto server; skipped under -short")
 	}
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash not available")
+		testutil.MissingTool(t, "bash not available")
 	}
 	if _, err := findPython(context.Background(), ""); err != nil {
-		t.Skipf("python not available: %v", err)
+		testutil.MissingTool(t, "python not available: %v; %s", err, testutil.InstallMoto)
 	}
-	script, err := filepath.Abs("../../../scripts/moto.sh")
+	script, err := filepath.Abs("../../scripts/moto.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +242,7 @@ func TestScript(t *testing.T) {
 	out, err := exec.Command("bash", script, "start", state).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "not installed") {
-			t.Skipf("moto not available: %s", out)
+			testutil.MissingTool(t, "moto not available: %s; %s", out, testutil.InstallMoto)
 		}
 		t.Fatalf("moto.sh start: %v\n%s", err, out)
 	}
@@ -329,7 +265,7 @@ func TestScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := strings.TrimSpace(string(urlBytes))
-	if want := "export " + EnvURL + "=" + url; !strings.Contains(string(out), want) {
+	if want := "export SSMKIT_MOTO_URL=" + url; !strings.Contains(string(out), want) {
 		t.Errorf("moto.sh start printed %q, want a line %q", out, want)
 	}
 	if _, err := kmsClient(url).CreateKey(context.Background(), &kms.CreateKeyInput{}); err != nil {
