@@ -9,8 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! { command -v python3 >/dev/null 2>&1 && python3 -c 'import moto' 2>/dev/null; }; then
-  echo "moto is not installed: tests that need it will skip (pip install 'moto[server]')" >&2
+# A missing tool (moto, terraform, the AWS CLI) skips the tests that need it on a developer's
+# machine, with a warning here; with SSMKIT_CI=1 (.ci/run) it is an error instead.
+if [[ "${SSMKIT_CI:-}" == 1 ]]; then
+  scripts/check-tools.sh >/dev/null
+elif ! scripts/check-tools.sh >/dev/null 2>&1; then
+  echo "test.sh: some tools are missing, so the tests that need them will skip:" >&2
+  scripts/check-tools.sh 2>&1 >/dev/null | sed 's/^/  /' >&2 || true
 fi
 
 # -p 2: two test binaries at a time on a 2-core machine.

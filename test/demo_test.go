@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 // TestDemo runs the README's first command, scripts/demo.sh, against a
@@ -17,7 +19,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("builds ssmkit and starts a sandbox")
 	}
 	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 (for moto) is not installed")
+		testutil.MissingTool(t, "python3 (for moto) is not installed; %s", testutil.InstallMoto)
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {

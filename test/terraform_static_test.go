@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/test/tfharness"
 )
 
@@ -68,7 +69,7 @@ func TestTerraformModuleTests(t *testing.T) {
 		t.Fatal(err)
 	} else if !atLeast(v, 1, 11) {
 		// override_during = plan in the mock providers needs 1.11.
-		t.Skipf("skipping: terraform %s is older than 1.11, which the module tests need", v)
+		testutil.MissingTool(t, "terraform %s is older than 1.11, which the module tests need; %s", v, testutil.InstallTerraform)
 	}
 	root := repoRoot(t)
 	for _, rel := range terraformDirs(t, root, "terraform/modules") {

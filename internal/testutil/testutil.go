@@ -21,6 +21,7 @@ const (
 	InstallTerraform = "install Terraform >= 1.11 on PATH and the hashicorp/aws provider as a filesystem mirror " +
 		"in /opt/tf-plugins (terraform providers mirror /opt/tf-plugins in a configuration that requires it), " +
 		"or set SSMKIT_TF_PLUGIN_DIR to a mirror"
+	InstallAWSCLI = "install the AWS CLI on PATH: apt-get install awscli, or python3 -m pip install awscli"
 )
 
 // ToolsRequired reports whether a missing tool fails a test ($SSMKIT_CI=1).

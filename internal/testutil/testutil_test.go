@@ -7,7 +7,7 @@ import (
 
 func TestMissingTool(t *testing.T) {
 	for _, c := range []struct {
-		env                 string
+		env                string
 		wantFail, wantSkip bool
 	}{
 		{"", false, true},

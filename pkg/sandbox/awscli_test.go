@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 )
@@ -24,7 +25,7 @@ func TestAWSCLI(t *testing.T) {
 	}
 	awsBin, err := exec.LookPath("aws")
 	if err != nil {
-		t.Skip("the AWS CLI (aws) is not installed")
+		testutil.MissingTool(t, "the AWS CLI (aws) is not installed; %s", testutil.InstallAWSCLI)
 	}
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "cli-1"}}})
 	target := sb.Instances()[0].ID

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gruntwork-io/terratest/modules/terraform"
 	test_structure "github.com/gruntwork-io/terratest/modules/test-structure"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 const (
@@ -118,17 +119,17 @@ type Harness struct {
 }
 
 // New finds terraform and a provider source and writes a CLI configuration into a test
-// temp dir. It skips t, naming what is missing, when terraform or every provider source is
-// unavailable.
+// temp dir. It skips t, naming what is missing and how to install it, when terraform or every
+// provider source is unavailable — or fails t with SSMKIT_CI=1 (testutil.MissingTool).
 func New(t testing.TB) *Harness {
 	t.Helper()
 	bin, err := exec.LookPath("terraform")
 	if err != nil {
-		t.Skipf("skipping: terraform not found in PATH: %v", err)
+		testutil.MissingTool(t, "terraform not found in PATH: %v; %s", err, testutil.InstallTerraform)
 	}
 	src, err := ResolveSource(os.Getenv, DefaultPluginDir)
 	if err != nil {
-		t.Skipf("skipping: %v", err)
+		testutil.MissingTool(t, "%v; %s", err, testutil.InstallTerraform)
 	}
 	cache := filepath.Join(os.TempDir(), cacheDirName)
 	if err := os.MkdirAll(cache, 0o755); err != nil {

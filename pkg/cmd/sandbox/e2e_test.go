@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 )
 
@@ -91,7 +92,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 	out, stderr, code := ssmkit(t, bin, "sandbox", "up", "--state-dir", dir, "--instances", "3", "--tls")
 	if code != 0 {
 		if strings.Contains(stderr, "pip install") {
-			t.Skipf("moto is not installed: %s", stderr)
+			testutil.MissingTool(t, "moto is not installed: %s; %s", stderr, testutil.InstallMoto)
 		}
 		t.Fatalf("up: exit %d\n%s%s", code, out, stderr)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 type vectorFile struct {
@@ -47,7 +48,7 @@ func loadVectors(t *testing.T) []vector {
 	}
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		t.Skipf("golden vectors not found at %s (set SSMKIT_PROTOCOL_VECTORS to run this test)", path)
+		testutil.MissingTool(t, "golden vectors not found at %s (a checkout of shared/ beside the repository, or set SSMKIT_PROTOCOL_VECTORS)", path)
 	}
 	if err != nil {
 		t.Fatalf("reading vectors: %v", err)
