@@ -4,24 +4,19 @@ package ls
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
+	"github.com/ssmkit/ssmkit/pkg/target"
 )
 
 // PortForwardingAgent is the oldest agent version ssmkit forwards ports
@@ -36,28 +31,11 @@ const (
 	FlagOffline = "offline"
 )
 
-// Page sizes: DescribeInstanceInformation returns at most 50 per page;
-// DescribeInstances takes at most 1000 instance IDs per call.
-const (
-	infoPageSize     = 50
-	describeIDsBatch = 1000
-)
-
-// SSMAPI is the part of the SSM client `ls` uses.
-type SSMAPI interface {
-	DescribeInstanceInformation(ctx context.Context, in *ssm.DescribeInstanceInformationInput, optFns ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
-}
-
-// EC2API is the part of the EC2 client `ls` uses.
-type EC2API interface {
-	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
-}
-
 // Clients are the AWS APIs `ls` uses.
 type Clients struct {
-	SSM SSMAPI
+	SSM target.SSMAPI
 	// EC2 finds Name tags; nil leaves EC2 names out.
-	EC2 EC2API
+	EC2 target.EC2API
 }
 
 // LsOptions are the inputs of `ssmkit ls`.
@@ -173,56 +151,26 @@ type Node struct {
 	Flags           []string   `json:"flags"`
 }
 
-// List returns the managed nodes matching filters, named from EC2.
+// List returns the managed nodes matching filters, named from EC2, in the
+// order target.ListNodes gives them.
 func List(ctx context.Context, c Clients, filters []ssmtypes.InstanceInformationStringFilter) ([]Node, error) {
-	var nodes []Node
-	in := &ssm.DescribeInstanceInformationInput{Filters: filters, MaxResults: aws.Int32(infoPageSize)}
-	for {
-		page, err := c.SSM.DescribeInstanceInformation(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("listing managed nodes: %w", err)
-		}
-		for _, ii := range page.InstanceInformationList {
-			nodes = append(nodes, node(ii))
-		}
-		next := aws.ToString(page.NextToken)
-		if next == "" || next == aws.ToString(in.NextToken) {
-			break
-		}
-		in.NextToken = page.NextToken
+	tn, err := target.ListNodes(ctx, c.SSM, c.EC2, filters)
+	if err != nil {
+		return nil, err
 	}
-	if c.EC2 != nil {
-		var ids []string
-		for _, n := range nodes {
-			if strings.HasPrefix(n.ID, "i-") {
-				ids = append(ids, n.ID)
-			}
-		}
-		names, err := ec2Names(ctx, c.EC2, ids)
-		if err != nil {
-			return nil, err
-		}
-		for i := range nodes {
-			if name := names[nodes[i].ID]; name != "" {
-				nodes[i].Name = name
-			}
-		}
+	nodes := make([]Node, 0, len(tn))
+	for _, n := range tn {
+		nodes = append(nodes, node(n))
 	}
-	sort.SliceStable(nodes, func(i, j int) bool {
-		if nodes[i].Name != nodes[j].Name {
-			return nodes[i].Name < nodes[j].Name
-		}
-		return nodes[i].ID < nodes[j].ID
-	})
 	return nodes, nil
 }
 
-func node(ii ssmtypes.InstanceInformation) Node {
+func node(tn target.Node) Node {
 	n := Node{
-		Name: aws.ToString(ii.Name), ID: aws.ToString(ii.InstanceId), PingStatus: string(ii.PingStatus),
-		AgentVersion: aws.ToString(ii.AgentVersion), PlatformType: string(ii.PlatformType),
-		PlatformName: aws.ToString(ii.PlatformName), PlatformVersion: aws.ToString(ii.PlatformVersion),
-		IPAddress: aws.ToString(ii.IPAddress), ResourceType: string(ii.ResourceType), LastPing: ii.LastPingDateTime,
+		Name: tn.Name, ID: tn.ID, PingStatus: tn.PingStatus,
+		AgentVersion: tn.AgentVersion, PlatformType: tn.PlatformType,
+		PlatformName: tn.PlatformName, PlatformVersion: tn.PlatformVersion,
+		IPAddress: tn.IPAddress, ResourceType: tn.ResourceType, LastPing: tn.LastPing,
 		Flags: []string{},
 	}
 	if n.PingStatus != string(ssmtypes.PingStatusOnline) {
@@ -232,69 +180,6 @@ func node(ii ssmtypes.InstanceInformation) Node {
 		n.Flags = append(n.Flags, FlagOldAgent)
 	}
 	return n
-}
-
-// notFoundIDRE finds the IDs in an InvalidInstanceID.NotFound message.
-var notFoundIDRE = regexp.MustCompile(`\bi-[0-9a-f]{8,17}\b`)
-
-// ec2Names returns the Name tag of each instance, asking for up to 1000
-// IDs per call. Managed nodes whose instance EC2 no longer knows (just
-// terminated, or registered from elsewhere) make the call fail with
-// InvalidInstanceID.NotFound; they are dropped and the batch retried once.
-func ec2Names(ctx context.Context, c EC2API, ids []string) (map[string]string, error) {
-	names := make(map[string]string, len(ids))
-	for start := 0; start < len(ids); start += describeIDsBatch {
-		batch := ids[start:min(start+describeIDsBatch, len(ids))]
-		err := describeNames(ctx, c, batch, names)
-		var ae smithy.APIError
-		if errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceID.NotFound" {
-			missing := map[string]bool{}
-			for _, id := range notFoundIDRE.FindAllString(ae.ErrorMessage(), -1) {
-				missing[id] = true
-			}
-			var rest []string
-			for _, id := range batch {
-				if !missing[id] {
-					rest = append(rest, id)
-				}
-			}
-			if len(missing) == 0 || len(rest) == len(batch) {
-				return nil, fmt.Errorf("looking up instance names: %w", err)
-			}
-			err = nil
-			if len(rest) > 0 {
-				err = describeNames(ctx, c, rest, names)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("looking up instance names: %w", err)
-		}
-	}
-	return names, nil
-}
-
-func describeNames(ctx context.Context, c EC2API, ids []string, names map[string]string) error {
-	in := &ec2.DescribeInstancesInput{InstanceIds: ids}
-	for {
-		out, err := c.DescribeInstances(ctx, in)
-		if err != nil {
-			return err
-		}
-		for _, r := range out.Reservations {
-			for _, inst := range r.Instances {
-				for _, t := range inst.Tags {
-					if aws.ToString(t.Key) == "Name" {
-						names[aws.ToString(inst.InstanceId)] = aws.ToString(t.Value)
-					}
-				}
-			}
-		}
-		next := aws.ToString(out.NextToken)
-		if next == "" || next == aws.ToString(in.NextToken) {
-			return nil
-		}
-		in.NextToken = out.NextToken
-	}
 }
 
 func lsRun(ctx context.Context, opts *LsOptions) error {

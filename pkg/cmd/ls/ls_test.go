@@ -19,7 +19,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/spf13/cobra"
 
@@ -85,53 +84,6 @@ func TestNewCmdLs(t *testing.T) {
 				t.Errorf("filters %q json %v, want %q %v", s, got.JSON, tt.want, tt.json)
 			}
 		})
-	}
-}
-
-// fakeEC2 knows some instances and fails like EC2 for the others.
-type fakeEC2 struct {
-	names map[string]string
-	calls [][]string
-}
-
-func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	f.calls = append(f.calls, in.InstanceIds)
-	var missing []string
-	var insts []ec2types.Instance
-	for _, id := range in.InstanceIds {
-		name, ok := f.names[id]
-		if !ok {
-			missing = append(missing, id)
-			continue
-		}
-		insts = append(insts, ec2types.Instance{InstanceId: aws.String(id), Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(name)}}})
-	}
-	if len(missing) > 0 {
-		return nil, &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound", Message: fmt.Sprintf("The instance IDs '%s' do not exist", strings.Join(missing, ", "))}
-	}
-	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: insts}}}, nil
-}
-
-func TestEC2NamesBatchesAndSkipsUnknown(t *testing.T) {
-	f := &fakeEC2{names: map[string]string{}}
-	var ids []string
-	for i := range 2500 {
-		id := fmt.Sprintf("i-%017x", i)
-		ids = append(ids, id)
-		if i%100 != 7 {
-			f.names[id] = fmt.Sprintf("n%d", i)
-		}
-	}
-	names, err := ec2Names(context.Background(), f, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(names) != 2475 || names[ids[8]] != "n8" || names[ids[7]] != "" {
-		t.Errorf("%d names", len(names))
-	}
-	// 3 batches (1000, 1000, 500), each retried once without the unknown IDs.
-	if len(f.calls) != 6 || len(f.calls[0]) != 1000 || len(f.calls[4]) != 500 {
-		t.Errorf("%d calls", len(f.calls))
 	}
 }
 
@@ -327,7 +279,7 @@ func TestLsAgainstSandbox500(t *testing.T) {
 	}
 	// The bound: one DescribeInstanceInformation per 50 nodes and one
 	// DescribeInstances per 1000 instances; nothing else.
-	bound := (total+infoPageSize-1)/infoPageSize + (total+describeIDsBatch-1)/describeIDsBatch
+	bound := (total+50-1)/50 + (total+1000-1)/1000
 	t.Logf("ls of %d nodes: %d API calls %v (bound %d) in %v", total, calls.total(), calls.n, bound, took.Round(time.Millisecond))
 	if calls.total() > bound || calls.n["EC2 DescribeInstances"] != 1 {
 		t.Errorf("%d calls %v, want at most %d and one DescribeInstances", calls.total(), calls.n, bound)
