@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
+	"github.com/ssmkit/ssmkit/pkg/session"
 )
 
 // Factory carries the dependencies commands need. Its function fields are
@@ -39,6 +40,11 @@ type Factory struct {
 	// AWSConfig returns the AWS configuration for the global flags, loading
 	// it on first use. Successful loads are memoized; see MemoizeAWSConfig.
 	AWSConfig func(ctx context.Context) (aws.Config, error)
+
+	// SessionClients returns the AWS clients sessions are opened with
+	// (start, exec, forward, ssh, cp, plugin), built from AWSConfig on
+	// first use; see SessionClientsLoader.
+	SessionClients func(ctx context.Context) (session.Clients, error)
 
 	// Redactor knows the secrets in play (credentials from the environment
 	// and those resolved by the SDK). The root command passes every error
@@ -125,5 +131,43 @@ func MemoizeAWSConfig(load func(ctx context.Context) (aws.Config, error)) func(c
 		}
 		cfg, loaded = c, true
 		return cfg, nil
+	}
+}
+
+// SessionClientsLoader returns a function that builds the session clients
+// from the configuration load returns (the Factory's AWSConfig) once, and
+// then returns the same clients: one place builds them, lazily, for every
+// session command.
+func SessionClientsLoader(load func(ctx context.Context) (aws.Config, error)) func(ctx context.Context) (session.Clients, error) {
+	var (
+		mu      sync.Mutex
+		clients session.Clients
+		built   bool
+	)
+	return func(ctx context.Context) (session.Clients, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if built {
+			return clients, nil
+		}
+		cfg, err := load(ctx)
+		if err != nil {
+			return session.Clients{}, err
+		}
+		clients, built = session.NewClients(cfg), true
+		return clients, nil
+	}
+}
+
+// DebugLogf returns the function that --debug lines of the session layer
+// go to ("debug: …" on standard error), or nil without --debug. Call it in
+// RunE, once flags are parsed.
+func (f *Factory) DebugLogf() func(format string, args ...any) {
+	if !f.Options.Debug {
+		return nil
+	}
+	w := f.IOStreams.ErrOut
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "debug: "+format+"\n", args...)
 	}
 }

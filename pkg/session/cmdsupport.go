@@ -3,13 +3,10 @@ package session
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // ParseParameters turns repeated "key=value" flags into StartSession
@@ -46,23 +43,4 @@ func RunInteractive(ctx context.Context, s *Session, sio ShellIO, in *os.File, i
 		}
 	}
 	return RunShell(ctx, s, sio)
-}
-
-// ClientsLoader returns a function that builds Clients from the AWS
-// configuration that load returns (the CLI's Factory.AWSConfig).
-func ClientsLoader(load func(ctx context.Context) (aws.Config, error)) func(ctx context.Context) (Clients, error) {
-	return func(ctx context.Context) (Clients, error) {
-		cfg, err := load(ctx)
-		if err != nil {
-			return Clients{}, err
-		}
-		return NewClients(cfg), nil
-	}
-}
-
-// DebugLogf returns a Logf that writes "debug: " lines to w.
-func DebugLogf(w io.Writer) func(format string, args ...any) {
-	return func(format string, args ...any) {
-		fmt.Fprintf(w, "debug: "+format+"\n", args...)
-	}
 }

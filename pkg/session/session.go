@@ -68,6 +68,9 @@ type Options struct {
 	// Tune, when set, adjusts the data channel configuration (tests use it
 	// for faster retransmission).
 	Tune func(*datachannel.Config)
+	// PickOne lets OpenTarget use the single node a name pattern matches
+	// (--pick-one); without it such a pattern is an error.
+	PickOne bool
 }
 
 // DefaultHandshakeTimeout is how long Open waits for the session to be

@@ -22,8 +22,8 @@ type ExecOptions struct {
 	// Logf receives debug lines (--debug); nil discards them.
 	Logf func(format string, args ...any)
 
-	// Target is an instance ID, managed node ID or Name tag.
-	Target string
+	// Target is the target argument and --pick-one.
+	Target cmdutil.Target
 	// Command is the command line to run remotely.
 	Command string
 	// TTY is --tty: run on a pty with AWS-StartInteractiveCommand.
@@ -37,9 +37,9 @@ type ExecOptions struct {
 // NewCmdExec returns the `exec` command. runF replaces the run function in
 // tests.
 func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Command {
-	opts := &ExecOptions{IO: f.IOStreams}
+	opts := &ExecOptions{IO: f.IOStreams, Clients: f.SessionClients}
 	cmd := &cobra.Command{
-		Use:   "exec <target> -- <command> [args...]",
+		Use:   "exec [<target>] -- <command> [args...]",
 		Short: "Run a command on a managed node",
 		Long: "Run a command on a managed node over Session Manager and exit with its exit status.\n\n" +
 			"Without --tty the command runs without a terminal through AWS-StartNonInteractiveCommand\n" +
@@ -49,26 +49,29 @@ func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Comman
 			"With --tty the command runs on a terminal through AWS-StartInteractiveCommand, for\n" +
 			"programs such as top or vim; Session Manager does not report the status then.\n\n" +
 			"Several arguments are quoted for the remote shell; a single argument is passed as is,\n" +
-			"so it may hold a whole shell command line.",
+			"so it may hold a whole shell command line.\n\n" + cmdutil.TargetHelp,
 		Example: "  ssmkit exec i-0123456789abcdef0 -- uptime\n" +
 			"  ssmkit exec web-1 -- 'journalctl -u nginx | tail -n 50'\n" +
-			"  ssmkit exec web-1 --tty -- top",
-		Args: cobra.MinimumNArgs(2),
+			"  ssmkit exec web-1 --tty -- top\n" +
+			"  ssmkit exec 'web-*' --pick-one -- hostname\n" +
+			"  ssmkit exec -- uptime          # pick the node from a list",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dash := cmd.ArgsLenAtDash(); dash > 1 {
+			switch dash := cmd.ArgsLenAtDash(); {
+			case dash > 1:
 				return cmdutil.FlagErrorf("put the command after --: ssmkit exec <target> -- <command>")
+			case dash == 0: // no target: pick one
+				opts.Target.Arg = ""
+			case len(args) < 2:
+				return cmdutil.FlagErrorf("no command given: ssmkit exec <target> -- <command>")
+			default:
+				opts.Target.Arg, args = args[0], args[1:]
 			}
-			opts.Target = args[0]
-			opts.Command = JoinCommand(args[1:])
+			opts.Command = JoinCommand(args)
 			if strings.TrimSpace(opts.Command) == "" {
 				return cmdutil.FlagErrorf("the command is empty")
 			}
-			if opts.Clients == nil {
-				opts.Clients = session.ClientsLoader(f.AWSConfig)
-			}
-			if f.Options.Debug {
-				opts.Logf = session.DebugLogf(opts.IO.ErrOut)
-			}
+			opts.Logf = f.DebugLogf()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -78,6 +81,7 @@ func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Comman
 	cmd.Flags().BoolVarP(&opts.TTY, "tty", "t", false, "Run the command on a terminal (AWS-StartInteractiveCommand)")
 	cmd.Flags().StringVar(&opts.Document, "document", "", "Session document to run the command with")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
+	opts.Target.AddFlags(cmd)
 	return cmd
 }
 
@@ -86,7 +90,11 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	req := session.CommandRequest(opts.Target, opts.Command, opts.TTY, opts.Document)
+	id, err := opts.Target.Resolve(ctx, opts.IO, clients, opts.Logf)
+	if err != nil {
+		return err
+	}
+	req := session.CommandRequest(id, opts.Command, opts.TTY, opts.Document)
 	req.Reason = opts.Reason
 	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
 	if err != nil {

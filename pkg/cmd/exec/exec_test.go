@@ -26,11 +26,14 @@ func TestNewCmdExec(t *testing.T) {
 		want    ExecOptions
 		wantErr string
 	}{
-		{name: "single argument", args: []string{"i-0123456789abcdef0", "--", "ls -l | wc"}, want: ExecOptions{Target: "i-0123456789abcdef0", Command: "ls -l | wc"}},
-		{name: "several arguments are quoted", args: []string{"web", "--", "echo", "it's", "a b", "-n"}, want: ExecOptions{Target: "web", Command: `echo 'it'\''s' 'a b' -n`}},
-		{name: "tty", args: []string{"web", "--tty", "--", "top"}, want: ExecOptions{Target: "web", Command: "top", TTY: true}},
-		{name: "document and reason", args: []string{"web", "--document", "Doc", "--reason", "r", "--", "id"}, want: ExecOptions{Target: "web", Command: "id", Document: "Doc", Reason: "r"}},
-		{name: "no command", args: []string{"web"}, wantErr: "requires at least 2 arg"},
+		{name: "single argument", args: []string{"i-0123456789abcdef0", "--", "ls -l | wc"}, want: ExecOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Command: "ls -l | wc"}},
+		{name: "several arguments are quoted", args: []string{"web", "--", "echo", "it's", "a b", "-n"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: `echo 'it'\''s' 'a b' -n`}},
+		{name: "tty", args: []string{"web", "--tty", "--", "top"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: "top", TTY: true}},
+		{name: "document and reason", args: []string{"web", "--document", "Doc", "--reason", "r", "--", "id"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: "id", Document: "Doc", Reason: "r"}},
+		{name: "no command", args: []string{"web"}, wantErr: "no command given"},
+		{name: "no target: pick", args: []string{"--", "uptime"}, want: ExecOptions{Command: "uptime"}},
+		{name: "pick one", args: []string{"web-*", "--pick-one", "--", "id"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web-*", PickOne: true}, Command: "id"}},
+		{name: "nothing", args: []string{}, wantErr: "requires at least 1 arg"},
 		{name: "command before dash", args: []string{"web", "ls", "--", "x"}, wantErr: "put the command after --"},
 		{name: "empty command", args: []string{"web", "--", " "}, wantErr: "the command is empty"},
 	}
@@ -82,7 +85,7 @@ func TestExecRun(t *testing.T) {
 			ios, stdin, stdout, stderr := iostreams.Test()
 			stdin.WriteString(tt.stdin)
 			opts := &ExecOptions{
-				IO: ios, Target: "i-0123456789abcdef0", Command: tt.command, TTY: tt.tty,
+				IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Command: tt.command, TTY: tt.tty,
 				Clients: func(context.Context) (session.Clients, error) { return session.Clients{SSM: svc}, nil },
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -115,7 +118,7 @@ func TestExecRunTargetNotConnected(t *testing.T) {
 	svc.FailStart(&smithy.GenericAPIError{Code: "TargetNotConnected", Message: "i-0123456789abcdef0 is not connected."})
 	ios, _, _, _ := iostreams.Test()
 	opts := &ExecOptions{
-		IO: ios, Target: "i-0123456789abcdef0", Command: "id",
+		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Command: "id",
 		Clients: func(context.Context) (session.Clients, error) { return session.Clients{SSM: svc}, nil },
 	}
 	err := execRun(context.Background(), opts)

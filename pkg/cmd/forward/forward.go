@@ -24,8 +24,8 @@ type ForwardOptions struct {
 	// Logf receives debug lines (--debug); nil discards them.
 	Logf func(format string, args ...any)
 
-	// Target is an instance ID, managed node ID or Name tag.
-	Target string
+	// Target is the target argument and --pick-one.
+	Target cmdutil.Target
 	// BindAddress is the local address to listen on (default 127.0.0.1).
 	BindAddress string
 	// LocalPort is the local port; 0 picks a free one.
@@ -51,7 +51,7 @@ type ready struct {
 // NewCmdForward returns the `forward` command. runF replaces the run
 // function in tests.
 func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.Command {
-	opts := &ForwardOptions{IO: f.IOStreams}
+	opts := &ForwardOptions{IO: f.IOStreams, Clients: f.SessionClients}
 	cmd := &cobra.Command{
 		Use:   "forward <target> [<bind-address>:]<local-port>:<remote-port>",
 		Short: "Forward a local port to a port on or behind a managed node",
@@ -64,7 +64,7 @@ func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.
 			"  ssmkit forward web-1 0.0.0.0:9000:9000",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Target = args[0]
+			opts.Target.Arg = args[0]
 			bind, local, remote, err := ParsePortSpec(args[1])
 			if err != nil {
 				return cmdutil.FlagErrorWrap(err)
@@ -73,12 +73,7 @@ func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.
 			if f.Options.JSON() {
 				opts.JSON = true
 			}
-			if opts.Clients == nil {
-				opts.Clients = session.ClientsLoader(f.AWSConfig)
-			}
-			if f.Options.Debug {
-				opts.Logf = session.DebugLogf(opts.IO.ErrOut)
-			}
+			opts.Logf = f.DebugLogf()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -88,6 +83,7 @@ func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.
 	cmd.Flags().StringVar(&opts.Host, "host", "", "Forward to this host as reached from the target (AWS-StartPortForwardingSessionToRemoteHost)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "Print {\"local_address\",\"session_id\"} as JSON once ready")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
+	opts.Target.AddFlags(cmd)
 	return cmd
 }
 
@@ -132,8 +128,12 @@ func forwardRun(ctx context.Context, opts *ForwardOptions) error {
 	if err != nil {
 		return err
 	}
+	id, err := opts.Target.Resolve(ctx, opts.IO, clients, opts.Logf)
+	if err != nil {
+		return err
+	}
 	localPort := ln.Addr().(*net.TCPAddr).Port
-	req := session.PortForwardRequest(opts.Target, opts.RemotePort, localPort, opts.Host)
+	req := session.PortForwardRequest(id, opts.RemotePort, localPort, opts.Host)
 	req.Reason = opts.Reason
 	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
 	if err != nil {

@@ -59,9 +59,9 @@ func TestNewCmdForward(t *testing.T) {
 		want    ForwardOptions
 		wantErr string
 	}{
-		{name: "ports", args: []string{"i-0123456789abcdef0", "8080:80"}, want: ForwardOptions{Target: "i-0123456789abcdef0", BindAddress: "127.0.0.1", LocalPort: 8080, RemotePort: 80}},
-		{name: "host and json", args: []string{"bastion", "0:5432", "--host", "db.internal", "--json"}, want: ForwardOptions{Target: "bastion", BindAddress: "127.0.0.1", RemotePort: 5432, Host: "db.internal", JSON: true}},
-		{name: "global json output", args: []string{"bastion", "0:5432"}, output: cmdutil.OutputJSON, want: ForwardOptions{Target: "bastion", BindAddress: "127.0.0.1", RemotePort: 5432, JSON: true}},
+		{name: "ports", args: []string{"i-0123456789abcdef0", "8080:80"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, BindAddress: "127.0.0.1", LocalPort: 8080, RemotePort: 80}},
+		{name: "host and json", args: []string{"bastion", "0:5432", "--host", "db.internal", "--json"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, BindAddress: "127.0.0.1", RemotePort: 5432, Host: "db.internal", JSON: true}},
+		{name: "global json output", args: []string{"bastion", "0:5432"}, output: cmdutil.OutputJSON, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, BindAddress: "127.0.0.1", RemotePort: 5432, JSON: true}},
 		{name: "bad spec", args: []string{"bastion", "5432"}, wantErr: "not <local-port>:<remote-port>"},
 		{name: "missing spec", args: []string{"bastion"}, wantErr: "accepts 2 arg"},
 	}
@@ -129,7 +129,7 @@ func TestForwardRun(t *testing.T) {
 			var stdout, stderr syncBuffer
 			ios.Out, ios.ErrOut = &stdout, &stderr
 			opts := &ForwardOptions{
-				IO: ios, Target: "web-1", RemotePort: port, Host: tc.host, JSON: true,
+				IO: ios, Target: cmdutil.Target{Arg: "web-1"}, RemotePort: port, Host: tc.host, JSON: true,
 				Clients: func(context.Context) (session.Clients, error) {
 					return session.Clients{SSM: svc, EC2: &sessiontest.EC2{Names: map[string][]string{"web-1": {"i-0123456789abcdef0"}}}}, nil
 				},
@@ -197,7 +197,7 @@ func TestForwardRunPortInUse(t *testing.T) {
 	svc := sessiontest.New(t)
 	ios, _, _, _ := iostreams.Test()
 	opts := &ForwardOptions{
-		IO: ios, Target: "i-0123456789abcdef0", BindAddress: "127.0.0.1", LocalPort: ln.Addr().(*net.TCPAddr).Port, RemotePort: 80,
+		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, BindAddress: "127.0.0.1", LocalPort: ln.Addr().(*net.TCPAddr).Port, RemotePort: 80,
 		Clients: func(context.Context) (session.Clients, error) { return session.Clients{SSM: svc}, nil },
 	}
 	if err := forwardRun(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "listening on 127.0.0.1") {

@@ -67,6 +67,7 @@ func NewFactory(ios *iostreams.IOStreams, getenv func(string) string) *cmdutil.F
 			},
 		})
 	})
+	f.SessionClients = cmdutil.SessionClientsLoader(f.AWSConfig)
 	return f
 }
 

@@ -20,8 +20,8 @@ type SSHOptions struct {
 	// Logf receives debug lines (--debug); nil discards them.
 	Logf func(format string, args ...any)
 
-	// Target is an instance ID, managed node ID or Name tag (ssh's %h).
-	Target string
+	// Target is the target argument (ssh's %h) and --pick-one.
+	Target cmdutil.Target
 	// Port is the sshd port on the target (ssh's %p).
 	Port int
 	// Reason is --reason.
@@ -31,7 +31,7 @@ type SSHOptions struct {
 // NewCmdSSH returns the `ssh` command. runF replaces the run function in
 // tests.
 func NewCmdSSH(f *cmdutil.Factory, runF func(*SSHOptions) error) *cobra.Command {
-	opts := &SSHOptions{IO: f.IOStreams}
+	opts := &SSHOptions{IO: f.IOStreams, Clients: f.SessionClients}
 	cmd := &cobra.Command{
 		Use:   "ssh <target>",
 		Short: "Carry an SSH connection over Session Manager (ProxyCommand)",
@@ -43,16 +43,11 @@ func NewCmdSSH(f *cmdutil.Factory, runF func(*SSHOptions) error) *cobra.Command 
 		Example: "  ssh -o ProxyCommand='ssmkit ssh %h --port %p' ec2-user@i-0123456789abcdef0",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Target = args[0]
+			opts.Target.Arg = args[0]
 			if opts.Port < 1 || opts.Port > 65535 {
 				return cmdutil.FlagErrorf("--port %d is not a port number", opts.Port)
 			}
-			if opts.Clients == nil {
-				opts.Clients = session.ClientsLoader(f.AWSConfig)
-			}
-			if f.Options.Debug {
-				opts.Logf = session.DebugLogf(opts.IO.ErrOut)
-			}
+			opts.Logf = f.DebugLogf()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -61,6 +56,7 @@ func NewCmdSSH(f *cmdutil.Factory, runF func(*SSHOptions) error) *cobra.Command 
 	}
 	cmd.Flags().IntVarP(&opts.Port, "port", "p", 22, "The sshd port on the target")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
+	opts.Target.AddFlags(cmd)
 	return cmd
 }
 
@@ -69,7 +65,11 @@ func sshRun(ctx context.Context, opts *SSHOptions) error {
 	if err != nil {
 		return err
 	}
-	req := session.SSHRequest(opts.Target, opts.Port)
+	id, err := opts.Target.Resolve(ctx, opts.IO, clients, opts.Logf)
+	if err != nil {
+		return err
+	}
+	req := session.SSHRequest(id, opts.Port)
 	req.Reason = opts.Reason
 	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
 	if err != nil {

@@ -49,7 +49,7 @@ func TestNewCmdSSH(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Port != tt.wantPort || got.Target != tt.args[0] {
+			if got.Port != tt.wantPort || got.Target.Arg != tt.args[0] {
 				t.Errorf("options = %+v", got)
 			}
 		})
@@ -82,7 +82,7 @@ func TestSSHRun(t *testing.T) {
 	ios, stdin, stdout, stderr := iostreams.Test()
 	stdin.WriteString("SSH-2.0-client\r\n")
 	opts := &SSHOptions{
-		IO: ios, Target: "i-0123456789abcdef0", Port: port,
+		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Port: port,
 		Clients: func(context.Context) (session.Clients, error) { return session.Clients{SSM: svc}, nil },
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

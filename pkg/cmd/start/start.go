@@ -23,8 +23,8 @@ type StartOptions struct {
 	// Logf receives debug lines (--debug); nil discards them.
 	Logf func(format string, args ...any)
 
-	// Target is an instance ID, managed node ID or Name tag.
-	Target string
+	// Target is the target argument and --pick-one.
+	Target cmdutil.Target
 	// Document is --document; empty means the default shell document.
 	Document string
 	// Parameters are the --parameter key=value pairs.
@@ -36,32 +36,31 @@ type StartOptions struct {
 // NewCmdStart returns the `start` command. runF replaces the run function
 // in tests.
 func NewCmdStart(f *cmdutil.Factory, runF func(*StartOptions) error) *cobra.Command {
-	opts := &StartOptions{IO: f.IOStreams}
+	opts := &StartOptions{IO: f.IOStreams, Clients: f.SessionClients}
 	var params []string
 	cmd := &cobra.Command{
-		Use:   "start <target>",
+		Use:   "start [<target>]",
 		Short: "Open an interactive shell on a managed node",
 		Long: "Open an interactive shell on a managed node over Session Manager.\n\n" +
-			"The target is an instance ID (i-…), a managed node ID (mi-…) or the Name tag of one\n" +
-			"running EC2 instance. On a terminal, keystrokes (Ctrl-C included) go to the remote\n" +
-			"shell; type `exit` to end the session.",
+			cmdutil.TargetHelp + "\n\n" +
+			"On a terminal, keystrokes (Ctrl-C included) go to the remote shell; type `exit` to end\n" +
+			"the session.",
 		Example: "  ssmkit start i-0123456789abcdef0\n" +
 			"  ssmkit start web-1 --reason \"investigate ticket 42\"\n" +
+			"  ssmkit start tag:role=bastion\n" +
+			"  ssmkit start            # pick from a list\n" +
 			"  ssmkit start i-0123456789abcdef0 --document MyShellDocument --parameter user=ops",
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Target = args[0]
+			if len(args) > 0 {
+				opts.Target.Arg = args[0]
+			}
 			p, err := session.ParseParameters(params)
 			if err != nil {
 				return cmdutil.FlagErrorWrap(err)
 			}
 			opts.Parameters = p
-			if opts.Clients == nil {
-				opts.Clients = session.ClientsLoader(f.AWSConfig)
-			}
-			if f.Options.Debug {
-				opts.Logf = session.DebugLogf(opts.IO.ErrOut)
-			}
+			opts.Logf = f.DebugLogf()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -71,6 +70,7 @@ func NewCmdStart(f *cmdutil.Factory, runF func(*StartOptions) error) *cobra.Comm
 	cmd.Flags().StringVar(&opts.Document, "document", "", "Session document to start (default "+ssmdoc.Shell+")")
 	cmd.Flags().StringArrayVar(&params, "parameter", nil, "Document parameter as `key=value` (repeatable)")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
+	opts.Target.AddFlags(cmd)
 	return cmd
 }
 
@@ -79,8 +79,12 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	if err != nil {
 		return err
 	}
+	id, err := opts.Target.Resolve(ctx, opts.IO, clients, opts.Logf)
+	if err != nil {
+		return err
+	}
 	req := session.StartRequest{
-		Target:       opts.Target,
+		Target:       id,
 		DocumentName: opts.Document,
 		Parameters:   opts.Parameters,
 		Reason:       opts.Reason,

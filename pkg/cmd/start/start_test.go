@@ -22,21 +22,22 @@ func TestNewCmdStart(t *testing.T) {
 		want    StartOptions
 		wantErr string
 	}{
-		{name: "target", args: []string{"i-0123456789abcdef0"}, want: StartOptions{Target: "i-0123456789abcdef0"}},
+		{name: "target", args: []string{"i-0123456789abcdef0"}, want: StartOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}}},
 		{
 			name: "document and parameters",
 			args: []string{"web-1", "--document", "MyShell", "--parameter", "user=ops", "--parameter", "user=dev", "--parameter", "q=a=b", "--reason", "ticket 42"},
-			want: StartOptions{Target: "web-1", Document: "MyShell", Reason: "ticket 42",
+			want: StartOptions{Target: cmdutil.Target{Arg: "web-1"}, Document: "MyShell", Reason: "ticket 42",
 				Parameters: map[string][]string{"user": {"ops", "dev"}, "q": {"a=b"}}},
 		},
-		{name: "no target", args: []string{}, wantErr: "accepts 1 arg"},
-		{name: "two targets", args: []string{"a", "b"}, wantErr: "accepts 1 arg"},
+		{name: "no target: pick", args: []string{}, want: StartOptions{}},
+		{name: "pick one", args: []string{"web-*", "--pick-one"}, want: StartOptions{Target: cmdutil.Target{Arg: "web-*", PickOne: true}}},
+		{name: "two targets", args: []string{"a", "b"}, wantErr: "accepts at most 1 arg"},
 		{name: "bad parameter", args: []string{"a", "--parameter", "novalue"}, wantErr: "not key=value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, _, _ := iostreams.Test()
-			f := &cmdutil.Factory{IOStreams: ios}
+			f := &cmdutil.Factory{IOStreams: ios, SessionClients: cmdutil.SessionClientsLoader(nil)}
 			var got *StartOptions
 			cmd := NewCmdStart(f, func(o *StartOptions) error { got = o; return nil })
 			cmd.SetArgs(tt.args)
@@ -86,8 +87,8 @@ func TestStartRun(t *testing.T) {
 		{name: "instance id", target: "i-0123456789abcdef0", wantTarget: "i-0123456789abcdef0"},
 		{name: "name tag", target: "web-1", names: map[string][]string{"web-1": {"i-0aaaaaaaaaaaaaaaa"}}, wantTarget: "i-0aaaaaaaaaaaaaaaa"},
 		{name: "ambiguous name", target: "web", names: map[string][]string{"web": {"i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"}},
-			wantErr: "2 running instances have the Name tag \"web\" (i-0aaaaaaaaaaaaaaaa, i-0bbbbbbbbbbbbbbbb)"},
-		{name: "unknown name", target: "nope", wantErr: "no running instance has the Name tag \"nope\""},
+			wantErr: "the name \"web\" matches 2 nodes: web (i-0aaaaaaaaaaaaaaaa), web (i-0bbbbbbbbbbbbbbbb); give one ID instead"},
+		{name: "unknown name", target: "nope", wantErr: "no running instance or managed node matches the name \"nope\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +97,7 @@ func TestStartRun(t *testing.T) {
 			stdin.WriteString("exit\n")
 			opts := &StartOptions{
 				IO:     ios,
-				Target: tt.target,
+				Target: cmdutil.Target{Arg: tt.target},
 				Reason: "testing",
 				Clients: func(context.Context) (session.Clients, error) {
 					return session.Clients{SSM: svc, EC2: &sessiontest.EC2{Names: tt.names}}, nil

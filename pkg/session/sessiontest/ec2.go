@@ -36,7 +36,7 @@ func (e *EC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInpu
 		for _, name := range f.Values {
 			var r ec2types.Reservation
 			for _, id := range e.Names[name] {
-				r.Instances = append(r.Instances, ec2types.Instance{InstanceId: aws.String(id)})
+				r.Instances = append(r.Instances, ec2types.Instance{InstanceId: aws.String(id), Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(name)}}})
 			}
 			if len(r.Instances) > 0 {
 				out.Reservations = append(out.Reservations, r)
