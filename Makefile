@@ -23,7 +23,7 @@ demo: build
 test: lint
 	scripts/test.sh
 
-## test-short: the quick tests only (no moto, no long data transfers)
+## test-short: the quick tests for a save-and-run loop (~70 s warm): no moto, no terraform init/validate/test, no long transfers
 test-short:
 	$(GO) test -race -short ./...
 

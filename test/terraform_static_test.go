@@ -33,6 +33,9 @@ func TestTerraformFmt(t *testing.T) {
 // TestTerraformValidate runs init and validate on every module, example and test fixture,
 // each in its own copy so that parallel inits do not share a .terraform folder.
 func TestTerraformValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("terraform init and validate of every folder take a minute or more; skipped under -short")
+	}
 	t.Parallel()
 	h := tfharness.New(t)
 	root := repoRoot(t)
@@ -63,6 +66,9 @@ func TestTerraformValidate(t *testing.T) {
 
 // TestTerraformModuleTests runs each module's tests/*.tftest.hcl (mock_provider, plan only).
 func TestTerraformModuleTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("terraform test in every module takes a minute or more; skipped under -short")
+	}
 	t.Parallel()
 	h := tfharness.New(t)
 	if v, err := h.Version(testContext(t)); err != nil {
