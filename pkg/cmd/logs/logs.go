@@ -16,22 +16,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
-	"github.com/ssmkit/ssmkit/pkg/cmd/sessions"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
+	"github.com/ssmkit/ssmkit/pkg/sessionlist"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // SSMAPI is the part of the SSM client `logs` uses: the session, then the
 // preferences document.
 type SSMAPI interface {
-	sessions.SSMAPI
+	sessionlist.API
 	prefs.SSMAPI
 }
 
@@ -139,7 +138,7 @@ func logsRun(ctx context.Context, opts *LogsOptions) error {
 	if err != nil {
 		return err
 	}
-	sess, active, err := findSession(ctx, c.SSM, opts.SessionID)
+	sess, active, err := sessionlist.Find(ctx, c.SSM, opts.SessionID)
 	if err != nil {
 		return err
 	}
@@ -187,27 +186,10 @@ func noTranscript(id string, active bool, where string) error {
 	return fmt.Errorf("no transcript of session %s in %s: logging was probably off (or pointed elsewhere) when the session ran", id, where)
 }
 
-// findSession looks for id among active sessions, then ended ones.
-func findSession(ctx context.Context, c sessions.SSMAPI, id string) (sessions.Session, bool, error) {
-	filter := ssmtypes.SessionFilter{Key: ssmtypes.SessionFilterKeySessionId, Value: aws.String(id)}
-	for _, state := range []ssmtypes.SessionState{ssmtypes.SessionStateActive, ssmtypes.SessionStateHistory} {
-		list, err := sessions.Describe(ctx, c, state, filter)
-		if err != nil {
-			return sessions.Session{}, false, err
-		}
-		for _, s := range list {
-			if s.SessionID == id {
-				return s, state == ssmtypes.SessionStateActive, nil
-			}
-		}
-	}
-	return sessions.Session{}, false, fmt.Errorf("session %s not found among active sessions or those of the last 30 days: check the ID and --region", id)
-}
-
 // readDestination reads the preferences and, when the session ran a
 // document of its own that names a destination, that document's inputs
 // (they override the preferences, as Session Manager does).
-func readDestination(ctx context.Context, c prefs.SSMAPI, document string, s sessions.Session) (destination, error) {
+func readDestination(ctx context.Context, c prefs.SSMAPI, document string, s sessionlist.Session) (destination, error) {
 	snap, err := prefs.Store{SSM: c, Name: document}.Load(ctx)
 	if err != nil {
 		return destination{}, err
@@ -241,9 +223,13 @@ func printCloudWatch(ctx context.Context, c Clients, opts *LogsOptions, group st
 	}
 	found := false
 	for {
-		// Drain what is there now.
-		for {
-			out, err := c.Logs.GetLogEvents(ctx, in)
+		// Drain what is there now; the next drain goes on from the last
+		// forward token (the stream's end repeats it).
+		pages := cloudwatchlogs.NewGetLogEventsPaginator(c.Logs, in, func(o *cloudwatchlogs.GetLogEventsPaginatorOptions) {
+			o.StopOnDuplicateToken = true
+		})
+		for pages.HasMorePages() {
+			out, err := pages.NextPage(ctx)
 			if isCode(err, "ResourceNotFoundException") {
 				break
 			}
@@ -256,11 +242,9 @@ func printCloudWatch(ctx context.Context, c Clients, opts *LogsOptions, group st
 					return found, err
 				}
 			}
-			next := aws.ToString(out.NextForwardToken)
-			if next == "" || next == aws.ToString(in.NextToken) {
-				break
+			if out.NextForwardToken != nil {
+				in.NextToken = out.NextForwardToken
 			}
-			in.NextToken = out.NextForwardToken
 		}
 		if !opts.Follow || !active {
 			return found, nil
@@ -272,7 +256,7 @@ func printCloudWatch(ctx context.Context, c Clients, opts *LogsOptions, group st
 		}
 		// One last drain after the session ends: the agent flushes then.
 		var err error
-		if active, err = stillActive(ctx, c.SSM, opts.SessionID); err != nil {
+		if active, err = sessionlist.Active(ctx, c.SSM, opts.SessionID); err != nil {
 			return found, err
 		}
 	}
@@ -290,15 +274,6 @@ func eventText(msg string) string {
 		}
 	}
 	return msg
-}
-
-func stillActive(ctx context.Context, c sessions.SSMAPI, id string) (bool, error) {
-	list, err := sessions.Describe(ctx, c, ssmtypes.SessionStateActive,
-		ssmtypes.SessionFilter{Key: ssmtypes.SessionFilterKeySessionId, Value: aws.String(id)})
-	if err != nil {
-		return false, err
-	}
-	return len(list) > 0, nil
 }
 
 // printS3 prints the transcript object. S3 decrypts SSE-S3 and SSE-KMS
@@ -326,7 +301,7 @@ func printS3(ctx context.Context, c Clients, opts *LogsOptions, d destination, a
 			return ctx.Err()
 		case <-time.After(opts.PollInterval):
 		}
-		if active, err = stillActive(ctx, c.SSM, opts.SessionID); err != nil {
+		if active, err = sessionlist.Active(ctx, c.SSM, opts.SessionID); err != nil {
 			return err
 		}
 	}

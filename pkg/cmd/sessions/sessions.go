@@ -15,6 +15,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
+	"github.com/ssmkit/ssmkit/pkg/sessionlist"
 )
 
 // SSMAPI is the part of the SSM client these commands use.
@@ -88,43 +89,6 @@ func NewCmdList(f *cmdutil.Factory, runF func(*ListOptions) error) *cobra.Comman
 	return cmd
 }
 
-// Session is one listed session, as --json prints it.
-type Session struct {
-	SessionID    string     `json:"session_id"`
-	Target       string     `json:"target"`
-	Status       string     `json:"status"`
-	Owner        string     `json:"owner,omitempty"`
-	DocumentName string     `json:"document_name,omitempty"`
-	StartDate    *time.Time `json:"start_date,omitempty"`
-	EndDate      *time.Time `json:"end_date,omitempty"`
-	Reason       string     `json:"reason,omitempty"`
-}
-
-// Describe lists the sessions in state (Active or History) that match the
-// filters, following every page.
-func Describe(ctx context.Context, c SSMAPI, state ssmtypes.SessionState, filters ...ssmtypes.SessionFilter) ([]Session, error) {
-	in := &ssm.DescribeSessionsInput{State: state, Filters: filters, MaxResults: aws.Int32(200)}
-	var out []Session
-	for {
-		page, err := c.DescribeSessions(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("listing %s sessions: %w", state, err)
-		}
-		for _, s := range page.Sessions {
-			out = append(out, Session{
-				SessionID: aws.ToString(s.SessionId), Target: aws.ToString(s.Target), Status: string(s.Status),
-				Owner: aws.ToString(s.Owner), DocumentName: aws.ToString(s.DocumentName),
-				StartDate: s.StartDate, EndDate: s.EndDate, Reason: aws.ToString(s.Reason),
-			})
-		}
-		next := aws.ToString(page.NextToken)
-		if next == "" || next == aws.ToString(in.NextToken) {
-			return out, nil
-		}
-		in.NextToken = page.NextToken
-	}
-}
-
 func listRun(ctx context.Context, opts *ListOptions) error {
 	c, err := opts.Client(ctx)
 	if err != nil {
@@ -141,13 +105,13 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	if opts.Owner != "" {
 		filters = append(filters, ssmtypes.SessionFilter{Key: ssmtypes.SessionFilterKeyOwner, Value: aws.String(opts.Owner)})
 	}
-	list, err := Describe(ctx, c, state, filters...)
+	list, err := sessionlist.Describe(ctx, c, state, filters...)
 	if err != nil {
 		return err
 	}
 	if opts.JSON {
 		if list == nil {
-			list = []Session{}
+			list = []sessionlist.Session{}
 		}
 		return cmdutil.PrintJSON(opts.IO, list)
 	}

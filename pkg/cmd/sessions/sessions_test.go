@@ -18,6 +18,7 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 	"github.com/ssmkit/ssmkit/pkg/session"
+	"github.com/ssmkit/ssmkit/pkg/sessionlist"
 )
 
 func prepare(cmd *cobra.Command, args []string) {
@@ -115,13 +116,13 @@ func run(t *testing.T, cfg aws.Config, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func listJSON(t *testing.T, cfg aws.Config, args ...string) []Session {
+func listJSON(t *testing.T, cfg aws.Config, args ...string) []sessionlist.Session {
 	t.Helper()
 	out, stderr, err := run(t, cfg, append([]string{"ls", "--json"}, args...)...)
 	if err != nil {
 		t.Fatalf("sessions ls: %v %s", err, stderr)
 	}
-	var list []Session
+	var list []sessionlist.Session
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
