@@ -167,8 +167,11 @@ func createBucket(ctx context.Context, s S3API, name, keyARN string, encrypt boo
 
 func logGroupExists(ctx context.Context, l LogsAPI, name string) (bool, error) {
 	in := &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(name)}
-	for {
-		out, err := l.DescribeLogGroups(ctx, in)
+	pages := cloudwatchlogs.NewDescribeLogGroupsPaginator(l, in, func(o *cloudwatchlogs.DescribeLogGroupsPaginatorOptions) {
+		o.StopOnDuplicateToken = true
+	})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
 		if err != nil {
 			return false, fmt.Errorf("checking log group %s: %w", name, err)
 		}
@@ -177,11 +180,8 @@ func logGroupExists(ctx context.Context, l LogsAPI, name string) (bool, error) {
 				return true, nil
 			}
 		}
-		if aws.ToString(out.NextToken) == "" || aws.ToString(out.NextToken) == aws.ToString(in.NextToken) {
-			return false, nil
-		}
-		in.NextToken = out.NextToken
 	}
+	return false, nil
 }
 
 func createLogGroup(ctx context.Context, l LogsAPI, name, keyARN string, days int32) error {
