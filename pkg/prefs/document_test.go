@@ -180,3 +180,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestValidKMSKeyID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"1234abcd-12ab-34cd-56ef-1234567890ab": true,
+		"mrk-1234abcd12ab34cd56ef1234567890ab": true,
+		"alias/ssm-sessions":                   true,
+		"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab":     true,
+		"arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab": true,
+		"arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/ssm":                         true,
+		"arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab":     true,
+		"arn:aws:s3:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab":      false,
+		"arn:aws:kms::111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab":              false,
+		"arn:aws:kms:us-east-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab":             false,
+		"arn:aws:kms:us-east-1:111122223333:key/not-a-key":                                false,
+		"arn:aws:kms:us-east-1:111122223333:keys/1234abcd-12ab-34cd-56ef-1234567890ab":    false,
+		"arn:aws:kms:us-east-1:111122223333":                                              false,
+		"alias/":                                                                          false,
+		"":                                                                                false,
+		"my key":                                                                          false,
+	} {
+		if got := ValidKMSKeyID(s); got != want {
+			t.Errorf("ValidKMSKeyID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
 // ErrInvalid marks a document that Validate refused. Every
@@ -45,7 +47,7 @@ func (es ValidationErrors) Is(target error) bool { return target == ErrInvalid }
 
 var (
 	keyIDRE     = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})$`)
-	keyARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key/(?:[0-9a-fA-F-]{36}|mrk-[0-9a-fA-F]{32})|alias/[A-Za-z0-9/_-]+)$`)
+	accountRE   = regexp.MustCompile(`^\d{12}$`)
 	aliasRE     = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
 	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	logGroupRE  = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
@@ -56,7 +58,16 @@ var (
 // ValidKMSKeyID reports whether s has the form of a KMS key id, key ARN,
 // alias name (alias/…) or alias ARN. It does not check that the key exists.
 func ValidKMSKeyID(s string) bool {
-	return keyIDRE.MatchString(s) || keyARNRE.MatchString(s) || aliasRE.MatchString(s)
+	if a, err := arn.Parse(s); err == nil {
+		if a.Service != "kms" || a.Region == "" || !accountRE.MatchString(a.AccountID) {
+			return false
+		}
+		if id, ok := strings.CutPrefix(a.Resource, "key/"); ok {
+			return keyIDRE.MatchString(id)
+		}
+		return aliasRE.MatchString(a.Resource)
+	}
+	return keyIDRE.MatchString(s) || aliasRE.MatchString(s)
 }
 
 // Validate checks the inputs Session Manager understands: types, the
