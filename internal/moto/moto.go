@@ -257,7 +257,7 @@ func findPython(ctx context.Context, explicit string) (string, error) {
 	}
 	out, err := exec.CommandContext(ctx, shim, "-c", "import sys;print(sys.executable)").Output()
 	if err != nil {
-		return "", fmt.Errorf("%w: running %s: %v", ErrPythonNotFound, shim, err)
+		return "", fmt.Errorf("%w: running %s: %w", ErrPythonNotFound, shim, err)
 	}
 	p := strings.TrimSpace(string(out))
 	if p == "" {
@@ -274,7 +274,7 @@ missing=[m for m in ("moto","werkzeug","flask","flask_cors") if importlib.util.f
 print(" ".join(missing))`
 	out, err := exec.CommandContext(ctx, python, "-c", script).Output()
 	if err != nil {
-		return fmt.Errorf("%w: running %s: %v", ErrPythonNotFound, python, err)
+		return fmt.Errorf("%w: running %s: %w", ErrPythonNotFound, python, err)
 	}
 	if missing := strings.TrimSpace(string(out)); missing != "" {
 		return fmt.Errorf("%w: %s cannot import %s (pip install 'moto[server]')", ErrMotoNotInstalled, python, missing)

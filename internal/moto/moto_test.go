@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,6 +184,10 @@ func TestStartMissingPython(t *testing.T) {
 	_, err := Start(context.Background(), Options{Python: filepath.Join(t.TempDir(), "no-python")})
 	if !errors.Is(err, ErrPythonNotFound) {
 		t.Fatalf("Start with a missing interpreter: err = %v, want ErrPythonNotFound", err)
+	}
+	// The cause stays in the chain (%w: %w), not only in the text.
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Start with a missing interpreter: err = %v does not wrap fs.ErrNotExist", err)
 	}
 }
 

@@ -317,7 +317,7 @@ func upRun(ctx context.Context, opts *UpOptions, specs []string) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the sandbox process exited during start-up (%v): %s", err, logTail(logPath))
+			return fmt.Errorf("the sandbox process exited during start-up (%w): %s", err, logTail(logPath))
 		case <-ctx.Done():
 			_ = stopProcess(child.Process.Pid, 5*time.Second)
 			<-exited

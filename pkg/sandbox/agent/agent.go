@@ -182,7 +182,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !c.Offline {
 		if _, err := parseEndpoint(c.Endpoint); err != nil {
-			return c, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+			return c, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
 	if c.Shell == "" {
