@@ -28,6 +28,9 @@ type ForwardOptions struct {
 	// OnReady is called once with the listening address, before the first
 	// connection is accepted.
 	OnReady func(addr net.Addr)
+	// OnAccept, when set, is called with each accepted local connection
+	// before it is forwarded.
+	OnAccept func(conn net.Conn)
 	// Stderr receives warnings such as a failed destination connection.
 	Stderr io.Writer
 }
@@ -86,7 +89,7 @@ func Forward(ctx context.Context, s *Session, opts ForwardOptions) error {
 	defer ln.Close()
 	stderr := gate(opts.Stderr)
 	defer stderr.close()
-	f := &forwarder{s: s, ln: ln, stderr: stderr}
+	f := &forwarder{s: s, ln: ln, stderr: stderr, onAccept: opts.OnAccept}
 	s.setHandler(f.onControl)
 	if opts.OnReady != nil {
 		opts.OnReady(ln.Addr())
@@ -98,12 +101,19 @@ func Forward(ctx context.Context, s *Session, opts ForwardOptions) error {
 }
 
 type forwarder struct {
-	s      *Session
-	ln     net.Listener
-	stderr io.Writer
+	s        *Session
+	ln       net.Listener
+	stderr   io.Writer
+	onAccept func(net.Conn)
 
 	mu  sync.Mutex // basic mode: the one local connection
 	cur net.Conn
+}
+
+func (f *forwarder) accepted(conn net.Conn) {
+	if f.onAccept != nil {
+		f.onAccept(conn)
+	}
 }
 
 func (f *forwarder) onControl(p datachannel.Packet) error {
@@ -153,6 +163,7 @@ func (f *forwarder) runMux(ctx context.Context, keepAliveOff bool) error {
 				acceptErr <- err
 				return
 			}
+			f.accepted(conn)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -231,6 +242,7 @@ func (f *forwarder) runBasic(ctx context.Context, terminateFlag bool) error {
 				acceptErr <- err
 				return
 			}
+			f.accepted(conn)
 			f.serveBasic(conn)
 		}
 	}()

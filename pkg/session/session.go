@@ -131,23 +131,41 @@ func Open(ctx context.Context, api SSMAPI, req StartRequest, opts Options) (*Ses
 	if err != nil {
 		return nil, fmt.Errorf("starting session on %s: %w", req.Target, err)
 	}
-	id, streamURL, token := aws.ToString(out.SessionId), aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue)
-	if id == "" || streamURL == "" || token == "" {
-		return nil, fmt.Errorf("starting session on %s: the response lacks a session ID, stream URL or token", req.Target)
+	return Attach(ctx, api, req.Target, StartResponse{
+		SessionID:  aws.ToString(out.SessionId),
+		StreamURL:  aws.ToString(out.StreamUrl),
+		TokenValue: aws.ToString(out.TokenValue),
+	}, opts)
+}
+
+// StartResponse is what StartSession returned (§1.1).
+type StartResponse struct {
+	SessionID  string `json:"SessionId"`
+	StreamURL  string `json:"StreamUrl"`
+	TokenValue string `json:"TokenValue"`
+}
+
+// Attach opens the data channel of a session that was started already,
+// as the AWS CLI starts one and hands the response to its plugin, and
+// waits until it is ready. target is the StartSession target (the KMS data
+// key is bound to it). On failure the session is terminated.
+func Attach(ctx context.Context, api SSMAPI, target string, resp StartResponse, opts Options) (*Session, error) {
+	if resp.SessionID == "" || resp.StreamURL == "" || resp.TokenValue == "" {
+		return nil, fmt.Errorf("starting session on %s: the response lacks a session ID, stream URL or token", target)
 	}
 	s := &Session{
 		api:       api,
 		opts:      opts,
-		id:        id,
-		target:    req.Target,
-		streamURL: streamURL,
+		id:        resp.SessionID,
+		target:    target,
+		streamURL: resp.StreamURL,
 		clientID:  opts.ClientID,
 		chReady:   make(chan struct{}),
 	}
 	if s.clientID == "" {
 		s.clientID = processClientID()
 	}
-	if err := s.open(ctx, token); err != nil {
+	if err := s.open(ctx, resp.TokenValue); err != nil {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_ = s.Terminate(tctx)
 		cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
+	pluginCmd "github.com/ssmkit/ssmkit/pkg/cmd/plugin"
 	versionCmd "github.com/ssmkit/ssmkit/pkg/cmd/version"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
@@ -39,7 +41,22 @@ func Main() int {
 		<-ctx.Done()
 		stop()
 	}()
-	return Execute(ctx, f, NewCmdRoot(f), os.Args[1:])
+	return Execute(ctx, f, NewCmdRoot(f), Args(os.Args))
+}
+
+// Args returns the command-line arguments ssmkit runs with: argv without
+// the program name, or, when ssmkit was started under the name
+// session-manager-plugin (the link `ssmkit plugin install` makes), the
+// same arguments for `ssmkit plugin`.
+func Args(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	name := strings.TrimSuffix(filepath.Base(argv[0]), ".exe")
+	if name == pluginCmd.Name {
+		return append([]string{"plugin"}, argv[1:]...)
+	}
+	return argv[1:]
 }
 
 // NewFactory returns the Factory for a real run. getenv supplies the

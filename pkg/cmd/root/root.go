@@ -15,6 +15,7 @@ import (
 	forwardCmd "github.com/ssmkit/ssmkit/pkg/cmd/forward"
 	logsCmd "github.com/ssmkit/ssmkit/pkg/cmd/logs"
 	lsCmd "github.com/ssmkit/ssmkit/pkg/cmd/ls"
+	pluginCmd "github.com/ssmkit/ssmkit/pkg/cmd/plugin"
 	prefsCmd "github.com/ssmkit/ssmkit/pkg/cmd/prefs"
 	sandboxCmd "github.com/ssmkit/ssmkit/pkg/cmd/sandbox"
 	sessionsCmd "github.com/ssmkit/ssmkit/pkg/cmd/sessions"
@@ -84,6 +85,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.AddCommand(sessionsCmd.NewCmdSessions(f))
 	cmd.AddCommand(logsCmd.NewCmdLogs(f, nil))
 	cmd.AddCommand(lsCmd.NewCmdLs(f, nil))
+	cmd.AddCommand(pluginCmd.NewCmdPlugin(f, nil))
 
 	return cmd
 }

@@ -412,3 +412,19 @@ func TestAWSEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+func TestArgsAsPlugin(t *testing.T) {
+	for _, tt := range []struct {
+		argv []string
+		want string
+	}{
+		{argv: []string{"/usr/bin/ssmkit", "ls"}, want: "ls"},
+		{argv: []string{"/home/u/.local/bin/session-manager-plugin", "--version"}, want: "plugin --version"},
+		{argv: []string{"./session-manager-plugin.exe"}, want: "plugin"},
+		{argv: []string{"session-manager-plugin", "AWS_SSM_START_SESSION_RESPONSE", "us-east-1"}, want: "plugin AWS_SSM_START_SESSION_RESPONSE us-east-1"},
+	} {
+		if got := strings.Join(Args(tt.argv), " "); got != tt.want {
+			t.Errorf("Args(%q) = %q, want %q", tt.argv, got, tt.want)
+		}
+	}
+}
