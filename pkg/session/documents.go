@@ -6,6 +6,10 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
+// ParamSeparateOutputStream is the AWS-StartNonInteractiveCommand
+// parameter that asks for stdout and stderr apart and the exit code.
+const ParamSeparateOutputStream = "separateOutputStream"
+
 // CommandRequest returns the request that runs command on target: a
 // NonInteractiveCommands session, or InteractiveCommands (on a pty) when
 // tty is set. document overrides the document name when not empty.
@@ -20,7 +24,7 @@ func CommandRequest(target, command string, tty bool, document string) StartRequ
 	if document == ssmdoc.NonInteractiveCommand {
 		// The AWS-owned document streams stdout and stderr apart and
 		// sends the exit code only when asked to.
-		params["separateOutputStream"] = []string{"true"}
+		params[ParamSeparateOutputStream] = []string{"true"}
 	}
 	return StartRequest{
 		Target:       target,

@@ -4,9 +4,11 @@ package exec
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 
+	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
@@ -44,8 +46,11 @@ func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Comman
 		Long: "Run a command on a managed node over Session Manager and exit with its exit status.\n\n" +
 			"Without --tty the command runs without a terminal through AWS-StartNonInteractiveCommand\n" +
 			"with separateOutputStream=true: its stdout and stderr arrive on ssmkit's stdout and\n" +
-			"stderr, and its exit status becomes ssmkit's. A --document of your own must set\n" +
-			"separateOutputStream for the same; without it the output is merged and the status is 0.\n\n" +
+			"stderr, and its exit status becomes ssmkit's. Where the account's document does not take\n" +
+			"separateOutputStream (StartSession answers InvalidParameters), ssmkit retries without it:\n" +
+			"stdout and stderr then arrive merged on stdout, and the status comes back because the\n" +
+			"command is run as `sh -c` that prints it on a marker line, which ssmkit removes (--debug\n" +
+			"says so). A --document of your own must set separateOutputStream for the status.\n\n" +
 			"With --tty the command runs on a terminal through AWS-StartInteractiveCommand, for\n" +
 			"programs such as top or vim; Session Manager does not report the status then.\n\n" +
 			"Several arguments are quoted for the remote shell; a single argument is passed as is,\n" +
@@ -96,7 +101,22 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 	}
 	req := session.CommandRequest(id, opts.Command, opts.TTY, opts.Document)
 	req.Reason = opts.Reason
+	stdout := opts.IO.Out
+	var status *session.StatusWriter
 	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
+	if rejectsSeparateOutput(err, req) {
+		// This account's AWS-StartNonInteractiveCommand takes only
+		// "command": output comes back merged and without the exit code
+		// (§11.25), so the remote shell prints the status itself.
+		wrapped, marker := session.StatusCommand(opts.Command)
+		logf(opts, "StartSession refused separateOutputStream (%v); retrying without it: stdout and stderr come back merged, and the exit status on a marker line printed by `sh -c` after the command", err)
+		req = session.CommandRequest(id, wrapped, false, opts.Document)
+		delete(req.Parameters, session.ParamSeparateOutputStream)
+		req.Reason = opts.Reason
+		status = session.NewStatusWriter(stdout, marker)
+		stdout = status
+		s, err = session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
+	}
 	if err != nil {
 		return err
 	}
@@ -109,20 +129,39 @@ func execRun(ctx context.Context, opts *ExecOptions) error {
 			Stderr: opts.IO.ErrOut,
 		}, in, opts.IO.IsStdinTTY())
 	}
-	code, err := session.RunCommand(ctx, s, session.CommandIO{Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut})
+	code, err := session.RunCommand(ctx, s, session.CommandIO{Stdout: stdout, Stderr: opts.IO.ErrOut})
+	if status != nil {
+		c, cerr := status.Close()
+		if err == nil {
+			code, err = c, cerr
+		}
+	}
 	if err != nil {
 		return err
 	}
 	if code == session.NoExitCode {
-		if opts.Logf != nil {
-			opts.Logf("the session document reports no exit status (separateOutputStream is off)")
-		}
+		logf(opts, "the session reported no exit status (the document does not set separateOutputStream)")
 		return nil
 	}
 	if code != 0 {
 		return cmdutil.ExitCodeError(code)
 	}
 	return nil
+}
+
+// rejectsSeparateOutput reports whether StartSession refused req because
+// the document does not declare separateOutputStream, as the AWS-owned
+// AWS-StartNonInteractiveCommand may not.
+func rejectsSeparateOutput(err error, req session.StartRequest) bool {
+	var ae smithy.APIError
+	_, asked := req.Parameters[session.ParamSeparateOutputStream]
+	return asked && errors.As(err, &ae) && ae.ErrorCode() == "InvalidParameters"
+}
+
+func logf(opts *ExecOptions, format string, args ...any) {
+	if opts.Logf != nil {
+		opts.Logf(format, args...)
+	}
 }
 
 // JoinCommand turns arguments into one command line for the remote

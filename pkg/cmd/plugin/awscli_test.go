@@ -204,26 +204,6 @@ func (e *cliEnv) piped(t *testing.T, in io.Reader, args ...string) (string, stri
 	return stdout.String(), stderr.String(), code
 }
 
-// noActiveSessions checks that nothing was left running on the service.
-func (e *cliEnv) noActiveSessions(t *testing.T) {
-	t.Helper()
-	ssmc := ssm.NewFromConfig(e.sb.AWSConfig())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := ssmc.DescribeSessions(context.Background(), &ssm.DescribeSessionsInput{State: ssmtypes.SessionStateActive})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Sessions) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions left active, e.g. %s", len(out.Sessions), aws.ToString(out.Sessions[0].SessionId))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // started is what the plugin prints once the CLI has handed it a session.
 const started = "Starting session with SessionId: "
 
@@ -423,7 +403,7 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 		}
 	})
 
-	e.noActiveSessions(t)
+	sandboxtest.NoActiveSessions(t, e.sb)
 }
 
 // sshd is a stand-in sshd: it greets, reads one line and closes.

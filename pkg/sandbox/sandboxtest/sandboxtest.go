@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
 	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 )
@@ -41,4 +45,26 @@ func Start(tb testing.TB, opts sandbox.Options) *sandbox.Sandbox {
 		tb.Fatalf("sandbox agents: %v", err)
 	}
 	return sb
+}
+
+// NoActiveSessions fails the test unless the sandbox lists no active
+// session (DescribeSessions, State Active) within a few seconds: sessions
+// end on the service shortly after their clients go.
+func NoActiveSessions(tb testing.TB, sb *sandbox.Sandbox) {
+	tb.Helper()
+	ssmc := ssm.NewFromConfig(sb.AWSConfig())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := ssmc.DescribeSessions(context.Background(), &ssm.DescribeSessionsInput{State: ssmtypes.SessionStateActive})
+		if err != nil {
+			tb.Fatalf("listing active sessions: %v", err)
+		}
+		if len(out.Sessions) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d sessions left active, e.g. %s", len(out.Sessions), aws.ToString(out.Sessions[0].SessionId))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
