@@ -40,10 +40,13 @@ const (
 	KeyShellProfileWindows = "shellProfile.windows"
 )
 
+// MaxDocumentBytes is SSM's limit for a document's content (64 KiB): a
+// larger document cannot be written, and Parse refuses to read one.
+const MaxDocumentBytes = 64 << 10
+
 const (
 	defaultDescription      = "Document to hold regional settings for Session Manager"
 	defaultSchemaVersion    = "1.0"
-	maxDocumentBytes        = 64 << 10 // SSM's limit for a document's content
 	inputsKey               = "inputs"
 	shellProfileKey         = "shellProfile"
 	shellProfilePrefix      = shellProfileKey + "."
@@ -146,8 +149,8 @@ func Default() *Document {
 // Parse reads a document from JSON or YAML. Numbers keep their text, so a
 // document round-trips without turning 20 into 2e+01.
 func Parse(data []byte) (*Document, error) {
-	if len(data) > maxDocumentBytes {
-		return nil, fmt.Errorf("%w: %d bytes is over SSM's %d-byte limit", ErrParse, len(data), maxDocumentBytes)
+	if len(data) > MaxDocumentBytes {
+		return nil, fmt.Errorf("%w: %d bytes is over SSM's %d-byte limit", ErrParse, len(data), MaxDocumentBytes)
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {

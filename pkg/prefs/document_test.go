@@ -158,6 +158,40 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateDocumentSize: a document that would be over SSM's 64 KiB
+// limit as written is refused by Validate, before anything is written (it
+// was written, and then every later Parse refused it).
+func TestValidateDocumentSize(t *testing.T) {
+	d := Default()
+	d.Set(KeyShellProfileLinux, strings.Repeat("x", 70000))
+	err := Validate(d)
+	if err == nil || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate of a 70,000-byte shell profile = %v", err)
+	}
+	for _, want := range []string{"65536", "64 KiB", "shellProfile.linux"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	// Just under the limit as written is fine, and Parse reads it back.
+	base, _ := Default().JSON()
+	d.Set(KeyShellProfileLinux, strings.Repeat("x", MaxDocumentBytes-len(base)))
+	if err := Validate(d); err != nil {
+		t.Fatalf("a document of exactly the limit: %v", err)
+	}
+	b, _ := d.JSON()
+	if len(b) != MaxDocumentBytes {
+		t.Fatalf("document is %d bytes, want %d", len(b), MaxDocumentBytes)
+	}
+	if _, err := Parse(b); err != nil {
+		t.Errorf("Parse of a document at the limit: %v", err)
+	}
+	d.Set(KeyShellProfileLinux, strings.Repeat("x", MaxDocumentBytes-len(base)+1))
+	if err := Validate(d); err == nil {
+		t.Error("a document one byte over the limit is valid")
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"inputs":{"idleSessionTimeout":"20"}}`))
 	f.Add([]byte("inputs:\n  a: 1\n"))

@@ -113,9 +113,42 @@ func Validate(d *Document) error {
 		}
 	}
 	if len(errs) == 0 {
+		if msg := checkSize(d); msg != "" {
+			add(keyDocument, "%s", msg)
+		}
+	}
+	if len(errs) == 0 {
 		return nil
 	}
 	return errs
+}
+
+// keyDocument is the ValidationError key of a rule about the whole document.
+const keyDocument = "document"
+
+// checkSize renders d as Store.Save writes it and checks SSM's limit, so
+// that a document too large to write (and to read back) is refused before
+// anything is written. The message names the largest input, the usual
+// culprit (a shell profile).
+func checkSize(d *Document) string {
+	b, err := d.JSON()
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) <= MaxDocumentBytes {
+		return ""
+	}
+	largest, size := "", 0
+	for _, f := range Fields() {
+		if v := d.String(f.Key); len(v) > size {
+			largest, size = f.Key, len(v)
+		}
+	}
+	msg := fmt.Sprintf("would be %d bytes as written, over SSM's limit of %d bytes (64 KiB) for a document", len(b), MaxDocumentBytes)
+	if largest != "" {
+		msg += fmt.Sprintf("; the largest input is %s (%d bytes)", largest, size)
+	}
+	return msg
 }
 
 // checkString validates the text inputs with a known format.

@@ -73,6 +73,10 @@ func TestNewCmdSet(t *testing.T) {
 		{name: "retention without create", args: []string{"--idle-timeout", "5", "--retention-days", "30"}, wantErr: "only applies with --create-targets"},
 		{name: "empty document", args: []string{"--idle-timeout", "5", "--document", ""}, wantErr: "--document must name a document"},
 		{name: "args", args: []string{"x"}, wantErr: "unknown command"},
+		// The whole document as it would be written is checked before any
+		// write: SSM's limit is 64 KiB.
+		{name: "over 64 KiB", args: []string{"--shell-profile-linux", strings.Repeat("echo hi;", 70000/8)},
+			wantErr: "over SSM's limit of 65536 bytes (64 KiB)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
