@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -60,6 +61,13 @@ func Hint(err error) string {
 		return "your AWS SSO session has expired: run `aws sso login` (with --profile if you use one) and retry"
 	}
 
+	if status, ok := bareHTTPStatus(err); ok {
+		if status == http.StatusNotFound {
+			return "the endpoint answered HTTP 404 with no AWS error, so it does not serve this API at that address: " +
+				"check --endpoint-url (and AWS_ENDPOINT_URL or the service's AWS_ENDPOINT_URL_<SERVICE>) and --region"
+		}
+		return fmt.Sprintf("the endpoint answered HTTP %d with no AWS error: check --endpoint-url (and AWS_ENDPOINT_URL), --region, and any proxy in between", status)
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		if h := apiHint(err, apiErr); h != "" {
@@ -177,6 +185,9 @@ func Summarize(err error) string {
 
 func summarizeOperation(opErr *smithy.OperationError) string {
 	prefix := opErr.ServiceID + " " + opErr.OperationName + ": "
+	if status, ok := bareHTTPStatus(opErr); ok {
+		return prefix + fmt.Sprintf("HTTP %d %s (the response held no AWS error)", status, http.StatusText(status))
+	}
 	var apiErr smithy.APIError
 	if errors.As(opErr.Err, &apiErr) {
 		if m := apiErr.ErrorMessage(); m != "" {
@@ -208,4 +219,23 @@ func oneLine(s string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// unknownErrorCode is what the SDK's deserializers name an error response
+// that carries no AWS error (an empty or foreign body).
+const unknownErrorCode = "UnknownError"
+
+// bareHTTPStatus returns the HTTP status of an error response that held no
+// AWS error, which the SDK reports as "UnknownError: UnknownError": a
+// wrong endpoint, path or proxy rather than an AWS refusal.
+func bareHTTPStatus(err error) (int, bool) {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != unknownErrorCode {
+		return 0, false
+	}
+	var resp interface{ HTTPStatusCode() int }
+	if !errors.As(err, &resp) || resp.HTTPStatusCode() == 0 {
+		return 0, false
+	}
+	return resp.HTTPStatusCode(), true
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 )
@@ -187,6 +191,51 @@ func TestHintOnRealFailures(t *testing.T) {
 			t.Errorf("Summarize = %q", s)
 		}
 	})
+}
+
+// TestHintOnEmpty404: an endpoint that answers 404 with an empty body (a
+// wrong --endpoint-url, a path-routed proxy, the wrong service) was shown
+// as "UnknownError: UnknownError". It must show the HTTP status and point
+// at the endpoint and region.
+func TestHintOnEmpty404(t *testing.T) {
+	isolate(t, "")
+	staticCreds(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	cfg, err := LoadConfig(context.Background(), Options{Region: "us-east-1", EndpointURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"SSM DescribeInstanceInformation": func() error {
+			_, err := NewSSM(cfg).DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+			return err
+		},
+		"EC2 DescribeInstances": func() error {
+			_, err := NewEC2(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+			return err
+		},
+		"CloudWatch Logs GetLogEvents": func() error {
+			_, err := NewCloudWatchLogs(cfg).GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String("g"), LogStreamName: aws.String("s")})
+			return err
+		},
+	}
+	for op, call := range calls {
+		err := call()
+		if err == nil {
+			t.Fatalf("%s: want an error from a 404", op)
+		}
+		s := Summarize(err)
+		if strings.Contains(s, "UnknownError") || !strings.Contains(s, op+": HTTP 404 Not Found") {
+			t.Errorf("%s: Summarize = %q", op, s)
+		}
+		if h := Hint(err); !strings.Contains(h, "--endpoint-url") || !strings.Contains(h, "--region") || !strings.Contains(h, "404") {
+			t.Errorf("%s: Hint = %q", op, h)
+		}
+	}
 }
 
 func TestSummarize(t *testing.T) {
