@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 )
@@ -267,5 +269,55 @@ func TestMemoizeAWSConfig(t *testing.T) {
 	wg.Wait()
 	if got := calls.Load(); got != 2 {
 		t.Errorf("load called %d times, want 2 (one failure, then once)", got)
+	}
+}
+
+func TestNonEmptyArgsAndFlags(t *testing.T) {
+	var ran bool
+	newCmd := func() *cobra.Command {
+		cmd := &cobra.Command{
+			Use:  "x <id>...",
+			Args: NonEmptyArgs(cobra.MinimumNArgs(1), "an ID"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := NonEmptyFlags(cmd, "name"); err != nil {
+					return err
+				}
+				ran = true
+				return nil
+			},
+		}
+		cmd.Flags().String("name", "", "")
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		return cmd
+	}
+	for _, c := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"a"}, ""},
+		{[]string{"a", "--name", "n"}, ""},
+		{[]string{}, "requires at least 1 arg"},
+		{[]string{""}, "an ID must not be empty"},
+		{[]string{"a", "\t"}, "an ID must not be empty (argument 2)"},
+		{[]string{"a", "--name", ""}, "--name must not be empty"},
+		{[]string{"a", "--name= "}, "--name must not be empty"},
+	} {
+		ran = false
+		cmd := newCmd()
+		cmd.SetArgs(c.args)
+		err := cmd.Execute()
+		if c.wantErr == "" {
+			if err != nil || !ran {
+				t.Errorf("%q: err %v, ran %v", c.args, err, ran)
+			}
+			continue
+		}
+		var fe *FlagError
+		if err == nil || !strings.Contains(err.Error(), c.wantErr) || ran {
+			t.Errorf("%q: err %v, want %q (ran %v)", c.args, err, c.wantErr, ran)
+		} else if c.wantErr != "requires at least 1 arg" && !errors.As(err, &fe) {
+			t.Errorf("%q: %v is not a usage error", c.args, err)
+		}
 	}
 }

@@ -94,7 +94,7 @@ func NewCmdLogs(f *cmdutil.Factory, runF func(*LogsOptions) error) *cobra.Comman
 		Example: "  ssmkit logs alice-0a1b2c3d4e5f67890\n" +
 			"  ssmkit logs alice-0a1b2c3d4e5f67890 --follow\n" +
 			"  ssmkit logs alice-0a1b2c3d4e5f67890 --source s3 > transcript.log",
-		Args: cobra.ExactArgs(1),
+		Args: cmdutil.NonEmptyArgs(cobra.ExactArgs(1), "the session ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.SessionID = args[0]
 			switch opts.Source {

@@ -47,6 +47,9 @@ func TestNewCmdLogs(t *testing.T) {
 		{name: "bad source", args: []string{"s-1", "--source", "ftp"}, wantErr: "--source must be auto, cloudwatch or s3"},
 		{name: "no id", wantErr: "accepts 1 arg"},
 		{name: "empty document", args: []string{"s-1", "--document", ""}, wantErr: "--document must name"},
+		// logs '' reached the API (DescribeSessions with an empty filter).
+		{name: "empty id", args: []string{""}, wantErr: "the session ID must not be empty"},
+		{name: "blank id", args: []string{"  "}, wantErr: "the session ID must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +62,15 @@ func TestNewCmdLogs(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if got != nil {
+					t.Error("the run function was called")
+				}
+				if strings.HasPrefix(tt.name, "empty") || strings.HasPrefix(tt.name, "blank") {
+					var fe *cmdutil.FlagError
+					if !errors.As(err, &fe) {
+						t.Errorf("%v is not a usage error (exit 2)", err)
+					}
 				}
 				return
 			}

@@ -70,6 +70,9 @@ func NewCmdList(f *cmdutil.Factory, runF func(*ListOptions) error) *cobra.Comman
 			"  ssmkit sessions ls --owner arn:aws:sts::111122223333:assumed-role/Admin/alice --json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cmdutil.NonEmptyFlags(cmd, "target", "owner"); err != nil {
+				return err
+			}
 			if f.Options.JSON() {
 				opts.JSON = true
 			}
@@ -172,7 +175,7 @@ func NewCmdTerminate(f *cmdutil.Factory, runF func(*TerminateOptions) error) *co
 			"the command exits 1 if any could not be ended.",
 		Example: "  ssmkit sessions terminate alice-0a1b2c3d4e5f67890\n" +
 			"  ssmkit sessions ls --json | jq -r '.[].session_id' | xargs ssmkit sessions terminate",
-		Args: cobra.MinimumNArgs(1),
+		Args: cmdutil.NonEmptyArgs(cobra.MinimumNArgs(1), "a session ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.IDs = args
 			if f.Options.JSON() {

@@ -42,6 +42,8 @@ func TestNewCmdList(t *testing.T) {
 		{name: "global json", output: cmdutil.OutputJSON, want: ListOptions{JSON: true}},
 		{name: "no args", args: []string{"x"}, wantErr: "unknown command"},
 		{name: "bad flag", args: []string{"--state", "x"}, wantErr: "unknown flag"},
+		{name: "empty target", args: []string{"--target", ""}, wantErr: "--target must not be empty"},
+		{name: "empty owner", args: []string{"--owner", " "}, wantErr: "--owner must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +81,8 @@ func TestNewCmdTerminate(t *testing.T) {
 		{name: "one", args: []string{"s-1"}, want: []string{"s-1"}},
 		{name: "many json", args: []string{"s-1", "s-2", "--json"}, want: []string{"s-1", "s-2"}, json: true},
 		{name: "none", wantErr: "requires at least 1 arg"},
+		{name: "empty", args: []string{""}, wantErr: "a session ID must not be empty"},
+		{name: "empty among others", args: []string{"s-1", " "}, wantErr: "a session ID must not be empty (argument 2)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +95,10 @@ func TestNewCmdTerminate(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				var fe *cmdutil.FlagError
+				if strings.HasPrefix(tt.name, "empty") && !errors.As(err, &fe) {
+					t.Errorf("%v is not a usage error (exit 2)", err)
 				}
 				return
 			}
