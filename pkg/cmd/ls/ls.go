@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,22 @@ const (
 	FlagOldAgent = "old-agent:no-port-forwarding"
 	// FlagOffline: the agent is not connected (PingStatus other than Online).
 	FlagOffline = "offline"
+	// FlagEC2StatePrefix starts the flag of an EC2 instance that is not
+	// running, followed by its state: ec2:stopped, ec2:terminated…
+	FlagEC2StatePrefix = "ec2:"
 )
+
+// gone reports whether an EC2 instance state means the instance can never
+// be reached again. Systems Manager deregisters such instances a while
+// after they end; until then DescribeInstanceInformation still lists them
+// (ConnectionLost), and ls leaves them out unless --all.
+func gone(ec2State string) bool {
+	switch ec2types.InstanceStateName(ec2State) {
+	case ec2types.InstanceStateNameTerminated, ec2types.InstanceStateNameShuttingDown:
+		return true
+	}
+	return false
+}
 
 // Clients are the AWS APIs `ls` uses.
 type Clients struct {
@@ -46,6 +62,9 @@ type LsOptions struct {
 	Filters []ssmtypes.InstanceInformationStringFilter
 	// JSON is --json or --output json.
 	JSON bool
+	// All is --all: also the nodes whose EC2 instance is terminated or
+	// shutting down.
+	All bool
 }
 
 // filterKeys maps --filter keys to DescribeInstanceInformation filter keys.
@@ -96,8 +115,10 @@ func NewCmdLs(f *cmdutil.Factory, runF func(*LsOptions) error) *cobra.Command {
 		Short: "List managed nodes with their names, agent versions and flags",
 		Long: "List the nodes Systems Manager manages in this account and region, with their EC2 Name\n" +
 			"tag, ping status, SSM Agent version, platform and IP address. FLAGS points out what\n" +
-			"stops a session: offline (agent not connected) and old-agent:no-port-forwarding\n" +
-			"(agent older than " + PortForwardingAgent + ").\n\n" +
+			"stops a session: offline (agent not connected), ec2:<state> (the EC2 instance is not\n" +
+			"running) and old-agent:no-port-forwarding (agent older than " + PortForwardingAgent + ").\n" +
+			"Instances EC2 reports terminated or shutting-down are left out (--all lists them):\n" +
+			"they can never be reached, and Systems Manager deregisters them a while after.\n\n" +
 			"Calls: one DescribeInstanceInformation per 50 nodes and one DescribeInstances per\n" +
 			"1000 EC2 instances for the names.",
 		Example: "  ssmkit ls\n" +
@@ -133,6 +154,7 @@ func NewCmdLs(f *cmdutil.Factory, runF func(*LsOptions) error) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Only nodes matching `KEY=VALUE`: tag:KEY, ping, platform, agent, id, resource-type, role (repeatable)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "Print JSON")
+	cmd.Flags().BoolVar(&opts.All, "all", false, "Also list nodes whose EC2 instance is terminated or shutting down")
 	return cmd
 }
 
@@ -148,6 +170,7 @@ type Node struct {
 	IPAddress       string     `json:"ip_address,omitempty"`
 	ResourceType    string     `json:"resource_type,omitempty"`
 	LastPing        *time.Time `json:"last_ping,omitempty"`
+	EC2State        string     `json:"ec2_state,omitempty"`
 	Flags           []string   `json:"flags"`
 }
 
@@ -171,10 +194,13 @@ func node(tn target.Node) Node {
 		AgentVersion: tn.AgentVersion, PlatformType: tn.PlatformType,
 		PlatformName: tn.PlatformName, PlatformVersion: tn.PlatformVersion,
 		IPAddress: tn.IPAddress, ResourceType: tn.ResourceType, LastPing: tn.LastPing,
-		Flags: []string{},
+		EC2State: tn.EC2State, Flags: []string{},
 	}
 	if n.PingStatus != string(ssmtypes.PingStatusOnline) {
 		n.Flags = append(n.Flags, FlagOffline)
+	}
+	if n.EC2State != "" && n.EC2State != string(ec2types.InstanceStateNameRunning) {
+		n.Flags = append(n.Flags, FlagEC2StatePrefix+n.EC2State)
 	}
 	if n.AgentVersion != "" && version.AgentCompare(n.AgentVersion, PortForwardingAgent) < 0 {
 		n.Flags = append(n.Flags, FlagOldAgent)
@@ -187,9 +213,24 @@ func lsRun(ctx context.Context, opts *LsOptions) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := List(ctx, c, opts.Filters)
+	listed, err := List(ctx, c, opts.Filters)
 	if err != nil {
 		return err
+	}
+	nodes, hidden := listed[:0:0], 0
+	for _, n := range listed {
+		if gone(n.EC2State) && !opts.All {
+			hidden++
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	if hidden > 0 && !opts.JSON {
+		what := "instances"
+		if hidden == 1 {
+			what = "instance"
+		}
+		defer fmt.Fprintf(opts.IO.ErrOut, "%d terminated %s not shown (--all shows them)\n", hidden, what)
 	}
 	if opts.JSON {
 		if nodes == nil {
