@@ -7,7 +7,7 @@ import (
 )
 
 // NonEmptyArgs adds to check (cobra.ExactArgs(1) and the like) that no
-// argument is empty or blank — a quoted ” or an unset shell variable —
+// argument is empty or blank — an empty quoted string or an unset shell variable —
 // which would otherwise reach the API as an empty ID. what names one
 // argument in the usage error (exit 2), e.g. "the session ID".
 func NonEmptyArgs(check cobra.PositionalArgs, what string) cobra.PositionalArgs {
