@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
@@ -73,7 +74,7 @@ func TestFleetScale(t *testing.T) {
 	}
 	t.Logf("setup: %d instances in %s", len(ids), time.Since(setup).Round(time.Millisecond))
 
-	var cc doctor.CallCounter
+	var cc awsapi.CallCounter
 	g := &doctor.Gatherer{Clients: doctor.NewClients(cc.Instrument(w.cfg)), Region: w.sb.Region()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -84,7 +85,7 @@ func TestFleetScale(t *testing.T) {
 	elapsed := time.Since(start)
 
 	counts := cc.Counts()
-	ops := doctor.SortedOps(counts)
+	ops := awsapi.SortedOps(counts)
 	sort.Strings(ops)
 	for _, op := range ops {
 		t.Logf("  %-40s %d", op, counts[op])

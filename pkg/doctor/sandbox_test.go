@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
@@ -182,9 +183,9 @@ func (w *world) prefsDocument(name string, inputs map[string]any) {
 	w.must(err, "CreateDocument "+name)
 }
 
-func (w *world) doctor(id, document string) (doctor.InstanceReport, *doctor.CallCounter) {
+func (w *world) doctor(id, document string) (doctor.InstanceReport, *awsapi.CallCounter) {
 	w.t.Helper()
-	var cc doctor.CallCounter
+	var cc awsapi.CallCounter
 	g := &doctor.Gatherer{Clients: doctor.NewClients(cc.Instrument(w.cfg)), Region: w.sb.Region(), Document: document}
 	ctx, cancel := context.WithTimeout(w.ctx, 60*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/doctor/local"
@@ -143,7 +144,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	if err != nil {
 		return err
 	}
-	var counter doctor.CallCounter
+	var counter awsapi.CallCounter
 	cfg = counter.Instrument(cfg)
 	tags, _ := parseFilters(opts.Filters)
 	progress := opts.IO.StartProgress("gathering facts", 0)
@@ -161,7 +162,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 }
 
 // finish prints the report and turns failures into exit status 1.
-func finish(opts *DoctorOptions, report doctor.Report, counter *doctor.CallCounter) error {
+func finish(opts *DoctorOptions, report doctor.Report, counter *awsapi.CallCounter) error {
 	if opts.JSON {
 		if err := cmdutil.PrintJSON(opts.IO, report); err != nil {
 			return err
@@ -243,10 +244,10 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-func printStats(w io.Writer, c *doctor.CallCounter) {
+func printStats(w io.Writer, c *awsapi.CallCounter) {
 	counts := c.Counts()
 	fmt.Fprintf(w, "AWS API calls: %d\n", c.Total())
-	for _, op := range doctor.SortedOps(counts) {
+	for _, op := range awsapi.SortedOps(counts) {
 		fmt.Fprintf(w, "  %-45s %d\n", op, counts[op])
 	}
 }

@@ -15,13 +15,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/spf13/cobra"
 
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
@@ -85,33 +84,6 @@ func TestNewCmdLs(t *testing.T) {
 			}
 		})
 	}
-}
-
-// counter counts AWS operations by name: one per API call made (retries
-// of the same call are not counted again).
-type counter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *counter) add(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("ssmkitCallCounter",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			c.n[awsmiddleware.GetServiceID(ctx)+" "+awsmiddleware.GetOperationName(ctx)]++
-			c.mu.Unlock()
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
-}
-
-func (c *counter) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, v := range c.n {
-		n += v
-	}
-	return n
 }
 
 // register calls AmazonSSM.UpdateInstanceInformation, which the SDK does
@@ -233,11 +205,10 @@ func TestLsAgainstSandbox500(t *testing.T) {
 	}
 	t.Logf("launched, named and registered %d instances in %v", n, time.Since(start).Round(time.Millisecond))
 
-	run := func(args ...string) (string, *counter, time.Duration) {
+	run := func(args ...string) (string, *awsapi.CallCounter, time.Duration) {
 		t.Helper()
-		c := &counter{n: map[string]int{}}
-		ccfg := cfg.Copy()
-		ccfg.APIOptions = append(ccfg.APIOptions, c.add)
+		c := &awsapi.CallCounter{}
+		ccfg := c.Instrument(cfg.Copy())
 		ios, _, stdout, stderr := iostreams.Test()
 		f := &cmdutil.Factory{IOStreams: ios, AWSConfig: func(context.Context) (aws.Config, error) { return ccfg, nil }}
 		cmd := NewCmdLs(f, nil)
@@ -280,9 +251,9 @@ func TestLsAgainstSandbox500(t *testing.T) {
 	// The bound: one DescribeInstanceInformation per 50 nodes and one
 	// DescribeInstances per 1000 instances; nothing else.
 	bound := (total+50-1)/50 + (total+1000-1)/1000
-	t.Logf("ls of %d nodes: %d API calls %v (bound %d) in %v", total, calls.total(), calls.n, bound, took.Round(time.Millisecond))
-	if calls.total() > bound || calls.n["EC2 DescribeInstances"] != 1 {
-		t.Errorf("%d calls %v, want at most %d and one DescribeInstances", calls.total(), calls.n, bound)
+	t.Logf("ls of %d nodes: %d API calls %v (bound %d) in %v", total, calls.Total(), calls.Counts(), bound, took.Round(time.Millisecond))
+	if calls.Total() > bound || calls.Counts()["EC2.DescribeInstances"] != 1 {
+		t.Errorf("%d calls %v, want at most %d and one DescribeInstances", calls.Total(), calls.Counts(), bound)
 	}
 
 	// The sandbox's own agents: online, named, the old one flagged.
@@ -292,8 +263,8 @@ func TestLsAgainstSandbox500(t *testing.T) {
 		!strings.HasPrefix(lines[1], "web-1\t") || !strings.HasSuffix(lines[1], "\t-") || !strings.Contains(lines[1], "\tOnline\t") {
 		t.Errorf("ping=Online:\n%s", out)
 	}
-	if calls.total() != 2 {
-		t.Errorf("ping=Online made %d calls %v", calls.total(), calls.n)
+	if calls.Total() != 2 {
+		t.Errorf("ping=Online made %d calls %v", calls.Total(), calls.Counts())
 	}
 	out, _, _ = run("--filter", "tag:team=blue")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "web-1\t") {
@@ -310,5 +281,5 @@ func TestLsAgainstSandbox500(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &nodes); err != nil || len(nodes) != total+1 {
 		t.Fatalf("%d nodes after an unknown one: %v", len(nodes), err)
 	}
-	t.Logf("with one node unknown to EC2: %d API calls %v", calls.total(), calls.n)
+	t.Logf("with one node unknown to EC2: %d API calls %v", calls.Total(), calls.Counts())
 }

@@ -1,4 +1,4 @@
-package doctor
+package awsapi
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func (c *CallCounter) Instrument(cfg aws.Config) aws.Config {
 }
 
 func (c *CallCounter) addMiddleware(stack *middleware.Stack) error {
-	mw := middleware.InitializeMiddlewareFunc("ssmkitDoctorCallCounter",
+	mw := middleware.InitializeMiddlewareFunc("ssmkitCallCounter",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			c.add(awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx))
 			return next.HandleInitialize(ctx, in)
