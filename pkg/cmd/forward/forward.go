@@ -4,10 +4,14 @@ package forward
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
-	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,25 +30,25 @@ type ForwardOptions struct {
 
 	// Target is the target argument and --pick-one.
 	Target cmdutil.Target
-	// BindAddress is the local address to listen on (default 127.0.0.1).
-	BindAddress string
-	// LocalPort is the local port; 0 picks a free one.
-	LocalPort int
-	// RemotePort is the destination port.
-	RemotePort int
-	// Host is --host: a host reachable from the target; empty means the
-	// target itself.
+	// Specs are the forwards, at least one.
+	Specs []Spec
+	// Host is --host: the destination of specs that name none; empty
+	// means the target itself.
 	Host string
-	// JSON is --json (or --output json): print the local address and
-	// session ID as JSON once ready.
+	// Reconnect is --reconnect: start a new session when the service ends
+	// one (idle timeout, maximum duration), keeping the local listeners.
+	Reconnect bool
+	// JSON is --json (or --output json): print one JSON object per
+	// listening address once ready.
 	JSON bool
 	// Reason is --reason.
 	Reason string
 }
 
-// ready is what --json prints.
+// ready is what --json prints, one line per listening address.
 type ready struct {
 	LocalAddress string `json:"local_address"`
+	Remote       string `json:"remote"`
 	SessionID    string `json:"session_id"`
 }
 
@@ -53,23 +57,37 @@ type ready struct {
 func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.Command {
 	opts := &ForwardOptions{IO: f.IOStreams, Clients: f.SessionClients}
 	cmd := &cobra.Command{
-		Use:   "forward <target> [<bind-address>:]<local-port>:<remote-port>",
-		Short: "Forward a local port to a port on or behind a managed node",
-		Long: "Forward a local TCP port through Session Manager to a port on the managed node, or with\n" +
-			"--host to a host reachable from it (a database endpoint, say).\n\n" +
-			"A local port of 0 picks a free port; the chosen address is printed on stderr, or as JSON\n" +
-			"on stdout with --json. Many connections can share one session. Press Ctrl-C to stop.",
+		Use:   "forward <target> <forward>...",
+		Short: "Forward local ports to ports on or behind a managed node",
+		Long: "Forward local TCP ports or Unix sockets through Session Manager to ports on the managed\n" +
+			"node, or to hosts reachable from it (a database endpoint, say), resolved on the node.\n\n" +
+			"Each <forward> is one of:\n" +
+			"  [bind:]local-port:remote-port            to the node itself (or --host)\n" +
+			"  [bind:]local-port:host:remote-port       to host, as ssh -L writes it\n" +
+			"  /path/to.sock:[host:]remote-port         a Unix socket as the local end\n\n" +
+			"The bind address defaults to 127.0.0.1; 0.0.0.0 listens on IPv4 only, [::] on IPv6 only,\n" +
+			"localhost on 127.0.0.1 and ::1. A local port of 0 picks a free one; the addresses are\n" +
+			"printed on stderr, or as JSON lines on stdout with --json.\n\n" +
+			"Forwards to the same destination share one session, multiplexing every connection;\n" +
+			"each other destination gets its own session (Session Manager binds a session to one\n" +
+			"host and port). With --reconnect, a session the service ends (idle timeout, maximum\n" +
+			"duration) is replaced by a new one on the same local ports. Press Ctrl-C to stop.\n\n" +
+			cmdutil.TargetHelp,
 		Example: "  ssmkit forward i-0123456789abcdef0 8080:80\n" +
 			"  ssmkit forward bastion 0:5432 --host db.internal.example.com --json\n" +
-			"  ssmkit forward web-1 0.0.0.0:9000:9000",
-		Args: cobra.ExactArgs(2),
+			"  ssmkit forward bastion 5432:db.internal:5432 6379:cache.internal:6379 --reconnect\n" +
+			"  ssmkit forward web-1 0.0.0.0:9000:9000 /tmp/web.sock:80",
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target.Arg = args[0]
-			bind, local, remote, err := ParsePortSpec(args[1])
-			if err != nil {
-				return cmdutil.FlagErrorWrap(err)
+			opts.Specs = nil
+			for _, a := range args[1:] {
+				sp, err := ParseSpec(a)
+				if err != nil {
+					return cmdutil.FlagErrorWrap(err)
+				}
+				opts.Specs = append(opts.Specs, sp)
 			}
-			opts.BindAddress, opts.LocalPort, opts.RemotePort = bind, local, remote
 			if f.Options.JSON() {
 				opts.JSON = true
 			}
@@ -80,50 +98,68 @@ func NewCmdForward(f *cmdutil.Factory, runF func(*ForwardOptions) error) *cobra.
 			return forwardRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Host, "host", "", "Forward to this host as reached from the target (AWS-StartPortForwardingSessionToRemoteHost)")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "Print {\"local_address\",\"session_id\"} as JSON once ready")
+	cmd.Flags().StringVar(&opts.Host, "host", "", "Forward to this host as the target resolves it (AWS-StartPortForwardingSessionToRemoteHost)")
+	cmd.Flags().BoolVar(&opts.Reconnect, "reconnect", false, "Start a new session when the service ends one (idle timeout), keeping the local ports")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "Print {\"local_address\",\"remote\",\"session_id\"} per address as JSON lines once ready")
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
 	opts.Target.AddFlags(cmd)
 	return cmd
 }
 
-// ParsePortSpec parses "[bind:]local:remote". The bind address defaults to
-// 127.0.0.1; an IPv6 bind address goes in brackets.
-func ParsePortSpec(spec string) (bind string, local, remote int, err error) {
-	i := strings.LastIndex(spec, ":")
-	if i < 0 {
-		return "", 0, 0, fmt.Errorf("port spec %q is not <local-port>:<remote-port>", spec)
+// group is the forwards to one destination: one session serves them.
+type group struct {
+	host  string
+	port  int
+	specs []Spec
+	hub   *hub
+}
+
+func (g *group) remote(target string) string {
+	h := g.host
+	if h == "" {
+		h = target
 	}
-	rest, remoteS := spec[:i], spec[i+1:]
-	bind, localS := "127.0.0.1", rest
-	if j := strings.LastIndex(rest, ":"); j >= 0 {
-		bind, localS = strings.Trim(rest[:j], "[]"), rest[j+1:]
-		if bind == "" {
-			return "", 0, 0, fmt.Errorf("port spec %q has an empty bind address", spec)
-		}
-	}
-	local, err = strconv.Atoi(localS)
-	if err != nil || local < 0 || local > 65535 {
-		return "", 0, 0, fmt.Errorf("local port %q in %q is not a number from 0 to 65535", localS, spec)
-	}
-	remote, err = strconv.Atoi(remoteS)
-	if err != nil || remote < 1 || remote > 65535 {
-		return "", 0, 0, fmt.Errorf("remote port %q in %q is not a number from 1 to 65535", remoteS, spec)
-	}
-	return bind, local, remote, nil
+	return net.JoinHostPort(h, strconv.Itoa(g.port))
 }
 
 func forwardRun(ctx context.Context, opts *ForwardOptions) error {
-	// Listen first: a busy port should fail before a session exists.
-	bind := opts.BindAddress
-	if bind == "" {
-		bind = "127.0.0.1"
+	// Listen first: a busy port fails before any session exists.
+	var groups []*group
+	defer func() {
+		for _, g := range groups {
+			if g.hub != nil {
+				g.hub.close()
+			}
+		}
+	}()
+	byDest := map[string]*group{}
+	lns := map[*group][]net.Listener{}
+	for _, sp := range opts.Specs {
+		if sp.Host == "" {
+			sp.Host = opts.Host
+		}
+		key := net.JoinHostPort(sp.Host, strconv.Itoa(sp.RemotePort))
+		g := byDest[key]
+		if g == nil {
+			g = &group{host: sp.Host, port: sp.RemotePort}
+			byDest[key] = g
+			groups = append(groups, g)
+		}
+		l, err := sp.listen()
+		if err != nil {
+			for _, ls := range lns {
+				for _, ln := range ls {
+					ln.Close()
+				}
+			}
+			return err
+		}
+		g.specs = append(g.specs, sp)
+		lns[g] = append(lns[g], l...)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(opts.LocalPort)))
-	if err != nil {
-		return fmt.Errorf("listening on %s port %d: %w", bind, opts.LocalPort, err)
+	for _, g := range groups {
+		g.hub = newHub(lns[g])
 	}
-	defer ln.Close()
 	clients, err := opts.Clients(ctx)
 	if err != nil {
 		return err
@@ -132,32 +168,112 @@ func forwardRun(ctx context.Context, opts *ForwardOptions) error {
 	if err != nil {
 		return err
 	}
-	localPort := ln.Addr().(*net.TCPAddr).Port
-	req := session.PortForwardRequest(id, opts.RemotePort, localPort, opts.Host)
-	req.Reason = opts.Reason
-	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-
-	dest := opts.Host
-	if dest == "" {
-		dest = s.Target()
-	}
-	var printErr error
-	err = session.Forward(ctx, s, session.ForwardOptions{
-		Listener: ln,
-		Stderr:   opts.IO.ErrOut,
-		OnReady: func(addr net.Addr) {
-			fmt.Fprintf(opts.IO.ErrOut, "Forwarding %s → %s (%s)\n", addr, net.JoinHostPort(dest, strconv.Itoa(opts.RemotePort)), s.ID())
-			if opts.JSON {
-				printErr = cmdutil.PrintJSON(opts.IO, ready{LocalAddress: addr.String(), SessionID: s.ID()})
+	// One goroutine per destination; the first to end (an error, or a
+	// session the service ended without --reconnect) ends them all.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		out      = &lockedWriter{w: opts.IO.Out}
+	)
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := serve(ctx, opts, clients, id, g, out)
+			mu.Lock()
+			if firstErr == nil && err != nil {
+				firstErr = err
 			}
-		},
-	})
+			mu.Unlock()
+			cancel()
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// serve runs sessions for one destination until ctx ends, or the service
+// ends one and --reconnect is off.
+func serve(ctx context.Context, opts *ForwardOptions, clients session.Clients, id string, g *group, out io.Writer) error {
+	localPort := 0
+	for _, sp := range g.specs {
+		if sp.Socket == "" {
+			localPort = sp.LocalPort
+			for _, ln := range g.hub.lns {
+				if a, ok := ln.Addr().(*net.TCPAddr); ok {
+					localPort = a.Port
+					break
+				}
+			}
+			break
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		req := session.PortForwardRequest(id, g.port, localPort, g.host)
+		req.Reason = opts.Reason
+		s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		var printErr error
+		err = session.Forward(ctx, s, session.ForwardOptions{
+			Listener: g.hub.view(),
+			Stderr:   opts.IO.ErrOut,
+			OnReady: func(net.Addr) {
+				remote := g.remote(s.Target())
+				for _, ln := range g.hub.lns {
+					fmt.Fprintf(opts.IO.ErrOut, "Forwarding %s → %s (%s)\n", ln.Addr(), remote, s.ID())
+					if opts.JSON && printErr == nil {
+						printErr = printJSON(out, ready{LocalAddress: ln.Addr().String(), Remote: remote, SessionID: s.ID()})
+					}
+				}
+			},
+		})
+		s.Close()
+		if err != nil || printErr != nil || ctx.Err() != nil || !opts.Reconnect {
+			return errors.Join(err, printErr)
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "Session %s ended; starting a new one (--reconnect)\n", s.ID())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(reconnectDelay(attempt)):
+		}
+	}
+}
+
+// reconnectDelay spaces new sessions when the service keeps ending them
+// at once: none at first, then up to 5 s.
+func reconnectDelay(attempt int) time.Duration {
+	if attempt == 0 {
+		return 0
+	}
+	return min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)
+}
+
+// lockedWriter serialises JSON lines from several sessions.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return printErr
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

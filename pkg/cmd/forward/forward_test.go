@@ -22,31 +22,43 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
-func TestParsePortSpec(t *testing.T) {
+func TestParseSpec(t *testing.T) {
 	tests := []struct {
-		spec          string
-		bind          string
-		local, remote int
-		wantErr       bool
+		spec    string
+		want    Spec
+		wantErr string
 	}{
-		{spec: "8080:80", bind: "127.0.0.1", local: 8080, remote: 80},
-		{spec: "0:5432", bind: "127.0.0.1", local: 0, remote: 5432},
-		{spec: "0.0.0.0:9000:9000", bind: "0.0.0.0", local: 9000, remote: 9000},
-		{spec: "[::1]:22:22", bind: "::1", local: 22, remote: 22},
-		{spec: "80", wantErr: true},
-		{spec: "a:80", wantErr: true},
-		{spec: "80:0", wantErr: true},
-		{spec: "70000:80", wantErr: true},
-		{spec: ":80:80", wantErr: true},
+		{spec: "8080:80", want: Spec{LocalPort: 8080, RemotePort: 80}},
+		{spec: "0:5432", want: Spec{RemotePort: 5432}},
+		{spec: "0.0.0.0:9000:9000", want: Spec{Bind: "0.0.0.0", LocalPort: 9000, RemotePort: 9000}},
+		{spec: "[::1]:22:22", want: Spec{Bind: "::1", LocalPort: 22, RemotePort: 22}},
+		{spec: "[::]:22:22", want: Spec{Bind: "::", LocalPort: 22, RemotePort: 22}},
+		{spec: "localhost:8080:80", want: Spec{Bind: "localhost", LocalPort: 8080, RemotePort: 80}},
+		{spec: "5432:db.internal:5432", want: Spec{LocalPort: 5432, Host: "db.internal", RemotePort: 5432}},
+		{spec: "127.0.0.1:5432:db.internal:5432", want: Spec{Bind: "127.0.0.1", LocalPort: 5432, Host: "db.internal", RemotePort: 5432}},
+		{spec: "0:[fd00::5]:443", want: Spec{Host: "fd00::5", RemotePort: 443}},
+		{spec: "/tmp/db.sock:5432", want: Spec{Socket: "/tmp/db.sock", RemotePort: 5432}},
+		{spec: "./web.sock:web.internal:80", want: Spec{Socket: "./web.sock", Host: "web.internal", RemotePort: 80}},
+		{spec: "80", wantErr: "is not [bind:]local-port:[host:]remote-port"},
+		{spec: "a:80", wantErr: "local port"},
+		{spec: "80:0", wantErr: "remote port"},
+		{spec: "70000:80", wantErr: "local port"},
+		{spec: ":80:80", wantErr: "empty bind address"},
+		{spec: "nosuchhost:80:80", wantErr: "not an IP address or localhost"},
+		{spec: "1:2:3:4:5", wantErr: "is not"},
+		{spec: "[::1:22:22", wantErr: "unbalanced"},
+		{spec: "/tmp/x.sock", wantErr: "needs a remote port"},
 	}
 	for _, tt := range tests {
-		bind, local, remote, err := ParsePortSpec(tt.spec)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%q: err = %v", tt.spec, err)
+		got, err := ParseSpec(tt.spec)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tt.spec, err, tt.wantErr)
+			}
 			continue
 		}
-		if !tt.wantErr && (bind != tt.bind || local != tt.local || remote != tt.remote) {
-			t.Errorf("%q = %q %d %d", tt.spec, bind, local, remote)
+		if err != nil || got != tt.want {
+			t.Errorf("%q = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
 	}
 }
@@ -59,11 +71,13 @@ func TestNewCmdForward(t *testing.T) {
 		want    ForwardOptions
 		wantErr string
 	}{
-		{name: "ports", args: []string{"i-0123456789abcdef0", "8080:80"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, BindAddress: "127.0.0.1", LocalPort: 8080, RemotePort: 80}},
-		{name: "host and json", args: []string{"bastion", "0:5432", "--host", "db.internal", "--json"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, BindAddress: "127.0.0.1", RemotePort: 5432, Host: "db.internal", JSON: true}},
-		{name: "global json output", args: []string{"bastion", "0:5432"}, output: cmdutil.OutputJSON, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, BindAddress: "127.0.0.1", RemotePort: 5432, JSON: true}},
-		{name: "bad spec", args: []string{"bastion", "5432"}, wantErr: "not <local-port>:<remote-port>"},
-		{name: "missing spec", args: []string{"bastion"}, wantErr: "accepts 2 arg"},
+		{name: "ports", args: []string{"i-0123456789abcdef0", "8080:80"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Specs: []Spec{{LocalPort: 8080, RemotePort: 80}}}},
+		{name: "host and json", args: []string{"bastion", "0:5432", "--host", "db.internal", "--json"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, Specs: []Spec{{RemotePort: 5432}}, Host: "db.internal", JSON: true}},
+		{name: "global json output", args: []string{"bastion", "0:5432"}, output: cmdutil.OutputJSON, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, Specs: []Spec{{RemotePort: 5432}}, JSON: true}},
+		{name: "several and reconnect", args: []string{"bastion", "5432:db:5432", "/tmp/s:80", "--reconnect"}, want: ForwardOptions{Target: cmdutil.Target{Arg: "bastion"}, Specs: []Spec{{LocalPort: 5432, Host: "db", RemotePort: 5432}, {Socket: "/tmp/s", RemotePort: 80}}, Reconnect: true}},
+		{name: "bad spec", args: []string{"bastion", "5432"}, wantErr: "is not [bind:]local-port:[host:]remote-port"},
+		{name: "bad bind address", args: []string{"bastion", "nosuchhost:80:80"}, wantErr: "bind address \"nosuchhost\" is not an IP address or localhost"},
+		{name: "missing spec", args: []string{"bastion"}, wantErr: "requires at least 2 arg"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,8 +100,8 @@ func TestNewCmdForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			g, w := *got, tt.want
-			if g.Target != w.Target || g.BindAddress != w.BindAddress || g.LocalPort != w.LocalPort ||
-				g.RemotePort != w.RemotePort || g.Host != w.Host || g.JSON != w.JSON || g.Reason != w.Reason {
+			if g.Target != w.Target || fmt.Sprint(g.Specs) != fmt.Sprint(w.Specs) || g.Reconnect != w.Reconnect ||
+				g.Host != w.Host || g.JSON != w.JSON || g.Reason != w.Reason {
 				t.Errorf("options = %+v, want %+v", g, w)
 			}
 		})
@@ -129,7 +143,7 @@ func TestForwardRun(t *testing.T) {
 			var stdout, stderr syncBuffer
 			ios.Out, ios.ErrOut = &stdout, &stderr
 			opts := &ForwardOptions{
-				IO: ios, Target: cmdutil.Target{Arg: "web-1"}, RemotePort: port, Host: tc.host, JSON: true,
+				IO: ios, Target: cmdutil.Target{Arg: "web-1"}, Specs: []Spec{{RemotePort: port}}, Host: tc.host, JSON: true,
 				Clients: func(context.Context) (session.Clients, error) {
 					return session.Clients{SSM: svc, EC2: &sessiontest.EC2{Names: map[string][]string{"web-1": {"i-0123456789abcdef0"}}}}, nil
 				},
@@ -197,7 +211,7 @@ func TestForwardRunPortInUse(t *testing.T) {
 	svc := sessiontest.New(t)
 	ios, _, _, _ := iostreams.Test()
 	opts := &ForwardOptions{
-		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, BindAddress: "127.0.0.1", LocalPort: ln.Addr().(*net.TCPAddr).Port, RemotePort: 80,
+		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Specs: []Spec{{LocalPort: ln.Addr().(*net.TCPAddr).Port, RemotePort: 80}},
 		Clients: func(context.Context) (session.Clients, error) { return session.Clients{SSM: svc}, nil },
 	}
 	if err := forwardRun(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "listening on 127.0.0.1") {
