@@ -175,6 +175,10 @@ type Profile struct {
 	Err      error
 }
 
+// InlinePolicyPrefix marks inline policies in Role.PolicyNames and in
+// policy documents' names ("inline:NAME"); managed policies go by ARN.
+const InlinePolicyPrefix = "inline:"
+
 // Role is an IAM role with its trust policy and permission policies.
 type Role struct {
 	Name, ARN string
@@ -253,7 +257,9 @@ type Key struct {
 // Caller is the identity running the doctor and what it may do.
 type Caller struct {
 	ARN, Account string
-	Err          error
+	// UserID is GetCallerIdentity's UserId (aws:userid in policies).
+	UserID string
+	Err    error
 	// Method is "iam:SimulatePrincipalPolicy" or "policy evaluation".
 	Method string
 	// Simulated holds SimulatePrincipalPolicy answers by "action resource".

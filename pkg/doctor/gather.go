@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
@@ -144,6 +146,7 @@ type Gatherer struct {
 	// progress indicator can show a total.
 	OnInstances func(n int)
 
+	factsMu  sync.Mutex
 	policyMu sync.Mutex
 	policies map[string]*cachedPolicy
 }
@@ -155,90 +158,145 @@ type cachedPolicy struct {
 	err  error
 }
 
-// Gather collects the facts for sel.
+// Gather collects the facts for sel in phases; each phase runs its AWS
+// calls in an errgroup bounded by Concurrency and waits for all of them
+// before the next starts, because it needs what the previous one found:
+//
+//  1. the caller, the preferences, the core policy's actions, the targets;
+//  2. per 50 targets the managed-node entries, per VPC the network, the
+//     bucket, log group and key the preferences name, the instance
+//     profiles and the default host management setting and role;
+//  3. each role's attached and inline policies, and the caller's rights;
+//  4. each managed policy the roles attach, once.
+//
+// A fact that cannot be read is recorded in Facts with its error; only a
+// failure to list the targets, or ctx ending, makes Gather fail. When ctx
+// ends Gather returns its error and no Facts: it never returns facts that
+// are half gathered.
 func (g *Gatherer) Gather(ctx context.Context, sel Selection) (*Facts, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if g.Document == "" {
 		g.Document = DefaultDocument
 	}
 	if g.Concurrency <= 0 {
 		g.Concurrency = DefaultConcurrency
 	}
+	g.policyMu.Lock()
+	g.policies = map[string]*cachedPolicy{}
+	g.policyMu.Unlock()
 	f := &Facts{Region: g.Region, Partition: partition(g.Region), Instances: map[string]*Instance{},
 		Missing: map[string]string{}, Managed: map[string]*Managed{}, VPCs: map[string]*VPC{},
-		Profiles: map[string]*Profile{}, Roles: map[string]*Role{}}
-	r := newRunner(ctx, g.Concurrency)
+		Profiles: map[string]*Profile{}, Roles: map[string]*Role{}, Caller: &Caller{}}
 
-	// Phase 1: what does not depend on the targets.
-	r.Go(func(ctx context.Context) {
-		f.Caller = &Caller{}
-		out, err := g.Clients.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		if err != nil {
-			f.Caller.Err = fmt.Errorf("sts GetCallerIdentity: %w", err)
-			return
-		}
-		f.Caller.ARN, f.Caller.Account = aws.ToString(out.Arn), aws.ToString(out.Account)
-	})
-	r.Go(func(ctx context.Context) { f.Prefs = g.prefs(ctx) })
-	r.Go(func(ctx context.Context) { f.CoreActions, f.CoreSource = g.coreActions(ctx) })
-	var instErr error
-	r.Go(func(ctx context.Context) { instErr = g.instances(ctx, sel, f) })
-	r.Wait()
-	if instErr != nil {
-		return nil, instErr
+	p := g.phase(ctx)
+	p.Go(func(ctx context.Context) { g.callerIdentity(ctx, f.Caller) })
+	p.Go(func(ctx context.Context) { f.Prefs = g.prefs(ctx) })
+	p.Go(func(ctx context.Context) { f.CoreActions, f.CoreSource = g.coreActions(ctx) })
+	p.GoErr(func(ctx context.Context) error { return g.instances(ctx, sel, f) })
+	if err := p.Wait(); err != nil {
+		return nil, err
 	}
 	f.Account = f.Caller.Account
 	if a, err := arn.Parse(f.Caller.ARN); err == nil {
 		f.Partition = a.Partition
 	}
 	if f.Account == "" {
-		for _, p := range f.Profiles {
-			f.Account = arnAccount(p.ARN)
+		for _, i := range f.Instances {
+			if a := arnAccount(i.ProfileARN); a != "" {
+				f.Account = a
+			}
 		}
 	}
 	if g.OnInstances != nil {
 		g.OnInstances(len(f.Instances))
 	}
 
-	// Phase 2: per instance batch, VPC, role; and what the prefs name.
-	g.managed(r, f)
-	g.network(r, f)
-	g.logging(r, f)
-	g.identities(r, f)
-	r.Wait()
+	p = g.phase(ctx)
+	g.managed(p, f)
+	g.network(p, f)
+	g.logging(p, f)
+	g.profiles(p, f)
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
 
-	// Phase 3: the caller's permissions (needs instances and the key).
-	g.caller(ctx, f)
+	p = g.phase(ctx)
+	attached := g.rolePolicies(p, f)
+	p.Go(func(ctx context.Context) { g.caller(ctx, f) })
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+
+	p = g.phase(ctx)
+	g.attachedPolicies(p, f, attached)
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
-// runner runs functions with bounded concurrency.
-type runner struct {
-	ctx context.Context
-	sem chan struct{}
-	wg  sync.WaitGroup
+// phase is one step of Gather: an errgroup with at most Concurrency tasks
+// at once. Tasks record what they find (and their errors) in the Facts
+// under mu; a task that must stop the gathering returns an error.
+type phase struct {
+	parent context.Context
+	ctx    context.Context
+	eg     *errgroup.Group
+	mu     *sync.Mutex
 }
 
-func newRunner(ctx context.Context, n int) *runner {
-	return &runner{ctx: ctx, sem: make(chan struct{}, n)}
+func (g *Gatherer) phase(ctx context.Context) *phase {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(g.Concurrency)
+	return &phase{parent: ctx, ctx: ectx, eg: eg, mu: &g.factsMu}
 }
 
-// Go runs fn when a slot is free. fn records its own errors in the facts.
-func (r *runner) Go(fn func(ctx context.Context)) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		select {
-		case r.sem <- struct{}{}:
-		case <-r.ctx.Done():
-			return
+// Go runs fn when a slot is free, unless the phase was cancelled.
+func (p *phase) Go(fn func(ctx context.Context)) {
+	p.GoErr(func(ctx context.Context) error { fn(ctx); return nil })
+}
+
+// GoErr runs fn when a slot is free; an error from fn cancels the phase
+// and is what Wait returns.
+func (p *phase) GoErr(fn func(ctx context.Context) error) {
+	p.eg.Go(func() error {
+		if err := p.ctx.Err(); err != nil {
+			return err
 		}
-		defer func() { <-r.sem }()
-		fn(r.ctx)
-	}()
+		return fn(p.ctx)
+	})
 }
 
-// Wait waits for every function started so far.
-func (r *runner) Wait() { r.wg.Wait() }
+// Wait waits for every task and returns the first error, or the parent
+// context's error when it ended meanwhile (tasks record a cancelled call
+// as a fact error, which must not pass for a finding).
+func (p *phase) Wait() error {
+	if err := p.eg.Wait(); err != nil {
+		if perr := p.parent.Err(); perr != nil {
+			return perr
+		}
+		return err
+	}
+	return p.parent.Err()
+}
+
+// locked runs fn under the facts' lock.
+func (p *phase) locked(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn()
+}
+
+func (g *Gatherer) callerIdentity(ctx context.Context, c *Caller) {
+	out, err := g.Clients.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		c.Err = fmt.Errorf("sts GetCallerIdentity: %w", err)
+		return
+	}
+	c.ARN, c.Account, c.UserID = aws.ToString(out.Arn), aws.ToString(out.Account), aws.ToString(out.UserId)
+}
 
 // partition guesses the partition from the region until the caller's ARN
 // says (see Gather).

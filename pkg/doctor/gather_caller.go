@@ -196,7 +196,7 @@ func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]poli
 		if err != nil {
 			return nil, err
 		}
-		if d, err := policy.Parse("inline:"+pn, aws.ToString(doc)); err == nil {
+		if d, err := policy.Parse(InlinePolicyPrefix+pn, aws.ToString(doc)); err == nil {
 			docs = append(docs, d)
 		}
 	}

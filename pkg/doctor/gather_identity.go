@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -13,9 +12,10 @@ import (
 	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
-// identities reads each instance profile once, each role's policies once
-// and each managed policy once.
-func (g *Gatherer) identities(r *runner, f *Facts) {
+// profiles reads each instance profile once (with its role and trust
+// policy), and the default host management setting and its role when an
+// EC2 instance has no profile.
+func (g *Gatherer) profiles(p *phase, f *Facts) {
 	needDHM := false
 	for _, i := range f.Instances {
 		if i.ProfileARN != "" {
@@ -24,133 +24,122 @@ func (g *Gatherer) identities(r *runner, f *Facts) {
 			needDHM = true
 		}
 	}
-	var mu sync.Mutex
-	roleNames := map[string]bool{}
-	var sub sync.WaitGroup
-	for _, p := range f.Profiles {
-		sub.Add(1)
-		r.Go(func(ctx context.Context) {
-			defer sub.Done()
-			out, err := g.Clients.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(p.Name)})
-			if err != nil {
-				p.Err = fmt.Errorf("iam GetInstanceProfile %s: %w", p.Name, err)
-				return
-			}
-			if len(out.InstanceProfile.Roles) == 0 {
-				return
-			}
-			role := out.InstanceProfile.Roles[0]
-			p.RoleName = aws.ToString(role.RoleName)
-			mu.Lock()
-			defer mu.Unlock()
-			if f.Roles[p.RoleName] == nil {
-				f.Roles[p.RoleName] = newRole(aws.ToString(role.RoleName), aws.ToString(role.Arn), aws.ToString(role.AssumeRolePolicyDocument))
-				roleNames[p.RoleName] = true
-			}
-		})
-	}
-	if needDHM {
-		sub.Add(1)
-		r.Go(func(ctx context.Context) {
-			defer sub.Done()
-			f.DHM = &Setting{ID: DHMSettingID}
-			out, err := g.Clients.SSM.GetServiceSetting(ctx, &ssm.GetServiceSettingInput{SettingId: aws.String(DHMSettingID)})
-			if err != nil {
-				f.DHM.Err = fmt.Errorf("ssm GetServiceSetting: %w", err)
-				return
-			}
-			f.DHM.Value = aws.ToString(out.ServiceSetting.SettingValue)
-			if f.DHM.Value == "" || f.DHM.Value == "$None" {
-				return
-			}
-			name := f.DHM.Value[strings.LastIndex(f.DHM.Value, "/")+1:]
-			role, err := g.Clients.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				f.Roles[name] = &Role{Name: name, Err: fmt.Errorf("iam GetRole %s: %w", name, err)}
-				return
-			}
-			f.Roles[name] = newRole(name, aws.ToString(role.Role.Arn), aws.ToString(role.Role.AssumeRolePolicyDocument))
-			roleNames[name] = true
-		})
-	}
-	// Role policies need the role names: wait for this phase's lookups in
-	// a goroutine of our own so that other phase-2 work keeps running.
-	done := make(chan struct{})
-	go func() { sub.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-r.ctx.Done():
-		return
-	}
-	policyARNs := map[string][]string{} // policy ARN → role names
-	var sub2 sync.WaitGroup
-	for name := range roleNames {
-		role := f.Roles[name]
-		sub2.Add(1)
-		r.Go(func(ctx context.Context) {
-			defer sub2.Done()
-			p := iam.NewListAttachedRolePoliciesPaginator(g.Clients.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				mu.Lock()
+	for _, prof := range f.Profiles {
+		p.Go(func(ctx context.Context) {
+			out, err := g.Clients.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(prof.Name)})
+			p.locked(func() {
 				if err != nil {
-					role.Err = fmt.Errorf("iam ListAttachedRolePolicies %s: %w", name, err)
-					mu.Unlock()
+					prof.Err = fmt.Errorf("iam GetInstanceProfile %s: %w", prof.Name, err)
 					return
 				}
-				for _, ap := range out.AttachedPolicies {
-					policyARNs[aws.ToString(ap.PolicyArn)] = append(policyARNs[aws.ToString(ap.PolicyArn)], name)
+				if len(out.InstanceProfile.Roles) == 0 {
+					return
 				}
-				mu.Unlock()
+				role := out.InstanceProfile.Roles[0]
+				prof.RoleName = aws.ToString(role.RoleName)
+				if f.Roles[prof.RoleName] == nil {
+					f.Roles[prof.RoleName] = newRole(prof.RoleName, aws.ToString(role.Arn), aws.ToString(role.AssumeRolePolicyDocument))
+				}
+			})
+		})
+	}
+	if !needDHM {
+		return
+	}
+	f.DHM = &Setting{ID: DHMSettingID}
+	p.Go(func(ctx context.Context) {
+		out, err := g.Clients.SSM.GetServiceSetting(ctx, &ssm.GetServiceSettingInput{SettingId: aws.String(DHMSettingID)})
+		if err != nil {
+			p.locked(func() { f.DHM.Err = fmt.Errorf("ssm GetServiceSetting: %w", err) })
+			return
+		}
+		value := aws.ToString(out.ServiceSetting.SettingValue)
+		p.locked(func() { f.DHM.Value = value })
+		if value == "" || value == "$None" {
+			return
+		}
+		name := value[strings.LastIndex(value, "/")+1:]
+		role, err := g.Clients.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+		p.locked(func() {
+			switch {
+			case err != nil:
+				f.Roles[name] = &Role{Name: name, Err: fmt.Errorf("iam GetRole %s: %w", name, err)}
+			case f.Roles[name] == nil:
+				f.Roles[name] = newRole(name, aws.ToString(role.Role.Arn), aws.ToString(role.Role.AssumeRolePolicyDocument))
 			}
 		})
-		sub2.Add(1)
-		r.Go(func(ctx context.Context) {
-			defer sub2.Done()
-			p := iam.NewListRolePoliciesPaginator(g.Clients.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(name)})
-			var inline []string
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
+	})
+}
+
+// rolePolicies lists each role's attached policies and reads its inline
+// ones. It returns the attached policy ARNs with the roles that attach
+// them, filled in by the time the phase has finished.
+func (g *Gatherer) rolePolicies(p *phase, f *Facts) map[string][]string {
+	attached := map[string][]string{} // policy ARN → role names
+	for name, role := range f.Roles {
+		if role.Err != nil {
+			continue
+		}
+		p.Go(func(ctx context.Context) {
+			pg := iam.NewListAttachedRolePoliciesPaginator(g.Clients.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
+			for pg.HasMorePages() {
+				out, err := pg.NextPage(ctx)
 				if err != nil {
-					mu.Lock()
-					role.Err = fmt.Errorf("iam ListRolePolicies %s: %w", name, err)
-					mu.Unlock()
+					p.locked(func() { role.Err = fmt.Errorf("iam ListAttachedRolePolicies %s: %w", name, err) })
+					return
+				}
+				p.locked(func() {
+					for _, ap := range out.AttachedPolicies {
+						attached[aws.ToString(ap.PolicyArn)] = append(attached[aws.ToString(ap.PolicyArn)], name)
+					}
+				})
+			}
+		})
+		p.Go(func(ctx context.Context) {
+			pg := iam.NewListRolePoliciesPaginator(g.Clients.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(name)})
+			var inline []string
+			for pg.HasMorePages() {
+				out, err := pg.NextPage(ctx)
+				if err != nil {
+					p.locked(func() { role.Err = fmt.Errorf("iam ListRolePolicies %s: %w", name, err) })
 					return
 				}
 				inline = append(inline, out.PolicyNames...)
 			}
 			for _, pn := range inline {
 				out, err := g.Clients.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
-				mu.Lock()
-				if err != nil {
-					role.Err = fmt.Errorf("iam GetRolePolicy %s/%s: %w", name, pn, err)
-				} else if d, err := policy.Parse("inline:"+pn, aws.ToString(out.PolicyDocument)); err != nil {
-					role.Err = err
-				} else {
-					role.Policies = append(role.Policies, d)
-					role.PolicyNames = append(role.PolicyNames, "inline:"+pn)
-				}
-				mu.Unlock()
+				p.locked(func() {
+					if err != nil {
+						role.Err = fmt.Errorf("iam GetRolePolicy %s/%s: %w", name, pn, err)
+					} else if d, err := policy.Parse(InlinePolicyPrefix+pn, aws.ToString(out.PolicyDocument)); err != nil {
+						role.Err = err
+					} else {
+						role.Policies = append(role.Policies, d)
+						role.PolicyNames = append(role.PolicyNames, InlinePolicyPrefix+pn)
+					}
+				})
 			}
 		})
 	}
-	sub2.Wait()
-	for arn, roles := range policyARNs {
-		r.Go(func(ctx context.Context) {
-			d, err := g.managedPolicy(ctx, arn)
-			mu.Lock()
-			defer mu.Unlock()
-			for _, name := range roles {
-				role := f.Roles[name]
-				if err != nil {
-					role.Err = err
-					continue
+	return attached
+}
+
+// attachedPolicies reads each managed policy the roles attach, once.
+func (g *Gatherer) attachedPolicies(p *phase, f *Facts, attached map[string][]string) {
+	for policyARN, roles := range attached {
+		p.Go(func(ctx context.Context) {
+			d, err := g.managedPolicy(ctx, policyARN)
+			p.locked(func() {
+				for _, name := range roles {
+					role := f.Roles[name]
+					if err != nil {
+						role.Err = err
+						continue
+					}
+					role.Policies = append(role.Policies, d)
+					role.PolicyNames = append(role.PolicyNames, policyARN)
 				}
-				role.Policies = append(role.Policies, d)
-				role.PolicyNames = append(role.PolicyNames, arn)
-			}
+			})
 		})
 	}
 }

@@ -114,7 +114,7 @@ func convertInstance(i ec2types.Instance) *Instance {
 }
 
 // managed lists DescribeInstanceInformation for the targets, 50 IDs a page.
-func (g *Gatherer) managed(r *runner, f *Facts) {
+func (g *Gatherer) managed(r *phase, f *Facts) {
 	ids := make([]string, 0, len(f.Instances))
 	for id := range f.Instances {
 		ids = append(ids, id)

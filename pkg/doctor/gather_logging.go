@@ -29,7 +29,7 @@ func (g *Gatherer) prefs(ctx context.Context) *Prefs {
 
 // logging reads the bucket, log group and key the preferences name. It
 // needs Prefs, which phase 1 read.
-func (g *Gatherer) logging(r *runner, f *Facts) {
+func (g *Gatherer) logging(r *phase, f *Facts) {
 	p := f.Prefs
 	if p == nil || p.Err != nil {
 		return

@@ -14,7 +14,7 @@ import (
 
 // network describes every VPC of the targets with one call per resource
 // type for all VPCs together, plus the two DNS attributes per VPC.
-func (g *Gatherer) network(r *runner, f *Facts) {
+func (g *Gatherer) network(r *phase, f *Facts) {
 	var vpcIDs []string
 	for _, i := range f.Instances {
 		if i.VpcID != "" && f.VPCs[i.VpcID] == nil {
