@@ -7,23 +7,8 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 )
 
-// Agent version gates.
-const (
-	// MinAgentVersion is the oldest agent Session Manager supports.
-	MinAgentVersion = "2.3.68.0"
-	// KMSAgentVersion adds KMS encryption of session data.
-	KMSAgentVersion = "2.3.539.0"
-	// ShellProfileAgentVersion adds shell profiles.
-	ShellProfileAgentVersion = "3.0.161.0"
-	// PortForwardingAgentVersion adds port forwarding.
-	PortForwardingAgentVersion = "3.0.222.0"
-	// CloudWatchStreamingAgentVersion adds streaming session logs to CloudWatch.
-	CloudWatchStreamingAgentVersion = "3.0.284.0"
-	// RemoteHostAgentVersion adds port forwarding to remote hosts.
-	RemoteHostAgentVersion = "3.1.1374.0"
-	// DHMAgentVersion adds default host management.
-	DHMAgentVersion = "3.2.582.0"
-)
+// MinAgentVersion is the oldest agent Session Manager supports.
+var MinAgentVersion = version.Sessions.MinAgent
 
 func (t *target) instanceRunning() Check {
 	if t.hybrid {
@@ -63,15 +48,16 @@ func (t *target) agentVersion() Check {
 		return skip("agent version unknown: not a managed node")
 	}
 	v := t.managed.AgentVersion
-	if version.AgentCompare(v, MinAgentVersion) < 0 {
+	if !version.Sessions.SupportedBy(v) {
 		return failf(updateAgentFix(t.inst.ID), "SSM Agent %s is older than %s, the oldest Session Manager supports", v, MinAgentVersion).with("AgentVersion=" + v)
 	}
 	return pass("SSM Agent "+v, "AgentVersion="+v)
 }
 
-// gate checks a feature gate; used says whether this configuration needs
-// the feature (a fail when too old) or merely may use it (a warn).
-func (t *target) gate(feature, min string, used bool, why string) Check {
+// gate checks an agent feature (see version.Features); used says whether
+// this configuration needs the feature (a fail when too old) or merely may
+// use it (a warn); why, when set, is the reason to skip an unused one.
+func (t *target) gate(f version.Feature, used bool, why string) Check {
 	if t.managed == nil || t.managed.AgentVersion == "" {
 		return skip("agent version unknown: not a managed node")
 	}
@@ -79,10 +65,10 @@ func (t *target) gate(feature, min string, used bool, why string) Check {
 	if !used && why != "" {
 		return skip("%s", why)
 	}
-	if version.AgentCompare(v, min) >= 0 {
-		return pass(fmt.Sprintf("%s is supported (agent %s ≥ %s)", feature, v, min))
+	if f.SupportedBy(v) {
+		return pass(fmt.Sprintf("%s is supported (agent %s ≥ %s)", f.Name, v, f.MinAgent))
 	}
-	c := warnf(updateAgentFix(t.inst.ID), "%s needs agent %s, this one is %s", feature, min, v)
+	c := warnf(updateAgentFix(t.inst.ID), "%s needs agent %s, this one is %s", f.Name, f.MinAgent, v)
 	if used {
 		c.Status = Fail
 		c.Summary += "; this configuration uses it"
@@ -92,27 +78,39 @@ func (t *target) gate(feature, min string, used bool, why string) Check {
 
 func (t *target) featureKMS() Check {
 	p := t.prefs()
-	return t.gate("KMS encryption", KMSAgentVersion, p.KMSKeyID != "", "KMS encryption is not configured")
+	return t.gate(version.KMSEncryption, p.KMSKeyID != "", "KMS encryption is not configured")
 }
 
 func (t *target) featureShellProfile() Check {
 	p := t.prefs()
-	return t.gate("shell profiles", ShellProfileAgentVersion, p.ShellProfileLinux != "" || p.ShellProfileWindows != "", "no shell profile is configured")
+	return t.gate(version.ShellProfile, p.ShellProfileLinux != "" || p.ShellProfileWindows != "", "no shell profile is configured")
 }
 
 func (t *target) featurePortForwarding() Check {
-	return t.gate("port forwarding", PortForwardingAgentVersion, false, "")
+	return t.gate(version.PortForwarding, false, "")
+}
+
+func (t *target) featureMultiplexing() Check {
+	c := t.gate(version.Multiplexing, false, "")
+	if c.Status == Warn {
+		c.Summary += ": port forwarding and SSH carry one connection at a time, so clients that open several stall"
+	}
+	return c
 }
 
 func (t *target) featureCWStreaming() Check {
 	p := t.prefs()
-	return t.gate("CloudWatch streaming", CloudWatchStreamingAgentVersion, p.LogGroup != "" && p.CWStreaming, "CloudWatch streaming is not configured")
+	return t.gate(version.CloudWatchStreaming, p.LogGroup != "" && p.CWStreaming, "CloudWatch streaming is not configured")
 }
 
 func (t *target) featureRemoteHost() Check {
-	return t.gate("port forwarding to remote hosts", RemoteHostAgentVersion, false, "")
+	return t.gate(version.RemoteHost, false, "")
 }
 
 func (t *target) featureDHM() Check {
-	return t.gate("default host management", DHMAgentVersion, t.roleVia == "dhm", "the instance has an instance profile")
+	why := "the instance has an instance profile"
+	if t.hybrid {
+		why = "hybrid managed node: default host management is for EC2 instances (hybrid nodes use their activation's role)"
+	}
+	return t.gate(version.DefaultHostManagement, t.roleVia == "dhm", why)
 }

@@ -17,6 +17,7 @@ var checks = []struct {
 	{"agent.feature.kms-encryption", (*target).featureKMS},
 	{"agent.feature.shell-profile", (*target).featureShellProfile},
 	{"agent.feature.port-forwarding", (*target).featurePortForwarding},
+	{"agent.feature.multiplexing", (*target).featureMultiplexing},
 	{"agent.feature.cloudwatch-streaming", (*target).featureCWStreaming},
 	{"agent.feature.remote-host", (*target).featureRemoteHost},
 	{"agent.feature.default-host-management", (*target).featureDHM},

@@ -59,16 +59,21 @@ func TestChecksHandBuilt(t *testing.T) {
 		mutate func(f *Facts)
 		fail   []string
 		warn   []string
+		pass   []string
 	}{
 		{name: "healthy"},
 		{name: "stopped", mutate: func(f *Facts) { f.Instances["i-1"].State = "stopped"; f.Managed["i-1"].PingStatus = "ConnectionLost" },
 			fail: []string{"instance.running", "agent.online"}},
-		{name: "old agent warns about port forwarding", mutate: func(f *Facts) { f.Managed["i-1"].AgentVersion = "3.0.100.0" },
-			warn: []string{"agent.feature.port-forwarding", "agent.feature.remote-host"}},
+		{name: "agent 3.0.161.0 forwards ports but one connection at a time", mutate: func(f *Facts) { f.Managed["i-1"].AgentVersion = "3.0.161.0" },
+			pass: []string{"agent.feature.port-forwarding"}, warn: []string{"agent.feature.multiplexing", "agent.feature.remote-host"}},
+		{name: "agent older than port forwarding", mutate: func(f *Facts) { f.Managed["i-1"].AgentVersion = "2.3.600.0" },
+			warn: []string{"agent.feature.port-forwarding", "agent.feature.multiplexing", "agent.feature.remote-host"}},
+		{name: "remote host forwarding arrived in 3.1.1188.0", mutate: func(f *Facts) { f.Managed["i-1"].AgentVersion = "3.1.1188.0" },
+			pass: []string{"agent.feature.port-forwarding", "agent.feature.multiplexing", "agent.feature.remote-host"}},
 		{name: "shell profile needs a newer agent", mutate: func(f *Facts) {
 			f.Managed["i-1"].AgentVersion = "3.0.100.0"
 			f.Prefs = &Prefs{Document: DefaultDocument, Found: true, ShellProfileLinux: "bash"}
-		}, fail: []string{"agent.feature.shell-profile"}, warn: []string{"agent.feature.port-forwarding", "agent.feature.remote-host"}},
+		}, fail: []string{"agent.feature.shell-profile"}, warn: []string{"agent.feature.multiplexing", "agent.feature.remote-host"}},
 		{name: "no public IP", mutate: func(f *Facts) { f.Instances["i-1"].PublicIP = "" }, fail: []string{"network.route"}},
 		{name: "NAT route", mutate: func(f *Facts) {
 			f.Instances["i-1"].PublicIP = ""
@@ -132,6 +137,11 @@ func TestChecksHandBuilt(t *testing.T) {
 			for _, id := range tt.warn {
 				if s := statusOf(r, id); s != Warn {
 					t.Errorf("%s = %s, want warn", id, s)
+				}
+			}
+			for _, id := range tt.pass {
+				if s := statusOf(r, id); s != Pass {
+					t.Errorf("%s = %s, want pass", id, s)
 				}
 			}
 			for i, c := range r.Checks {

@@ -45,7 +45,7 @@
 //
 // Outside-in (CheckIDs): instance.running, agent.online, agent.version,
 // agent.feature.{kms-encryption, shell-profile, port-forwarding,
-// cloudwatch-streaming, remote-host, default-host-management},
+// multiplexing, cloudwatch-streaming, remote-host, default-host-management},
 // identity.{profile, role-trust, core-policy}, network.{route, vpc-dns,
 // endpoints, endpoints.private-dns, endpoint-sg-443, endpoint-policy,
 // instance-sg-egress-443, nacl, logging-path}, prefs.{document,
@@ -55,8 +55,9 @@
 //
 // Feature gates fail only when this configuration uses the feature (KMS,
 // shell profile, CloudWatch streaming from the preferences; default host
-// management when the instance has no profile); port forwarding and
-// remote-host forwarding warn, since any user may ask for them.
+// management when the instance has no profile); port forwarding,
+// multiplexing and remote-host forwarding warn, since any user may ask for
+// them. The versions are version.Features, the one table ssmkit keeps.
 //
 // caller.start-session uses iam:SimulatePrincipalPolicy when allowed and
 // implemented, else evaluates the caller's own identity policies with

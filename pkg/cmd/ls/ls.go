@@ -20,14 +20,14 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/target"
 )
 
-// PortForwardingAgent is the oldest agent version ssmkit forwards ports
-// with; older agents get the old-agent flag.
-const PortForwardingAgent = "3.0.222.0"
-
 // Flags shown in the FLAGS column.
 const (
-	// FlagOldAgent: the agent is older than PortForwardingAgent.
+	// FlagOldAgent: the agent predates port forwarding
+	// (version.PortForwarding).
 	FlagOldAgent = "old-agent:no-port-forwarding"
+	// FlagNoMux: the agent forwards ports one connection at a time
+	// (older than version.Multiplexing).
+	FlagNoMux = "old-agent:no-multiplexing"
 	// FlagOffline: the agent is not connected (PingStatus other than Online).
 	FlagOffline = "offline"
 	// FlagEC2StatePrefix starts the flag of an EC2 instance that is not
@@ -116,7 +116,9 @@ func NewCmdLs(f *cmdutil.Factory, runF func(*LsOptions) error) *cobra.Command {
 		Long: "List the nodes Systems Manager manages in this account and region, with their EC2 Name\n" +
 			"tag, ping status, SSM Agent version, platform and IP address. FLAGS points out what\n" +
 			"stops a session: offline (agent not connected), ec2:<state> (the EC2 instance is not\n" +
-			"running) and old-agent:no-port-forwarding (agent older than " + PortForwardingAgent + ").\n" +
+			"running), " + FlagOldAgent + " (agent older than " + version.PortForwarding.MinAgent + ") and\n" +
+			FlagNoMux + " (older than " + version.Multiplexing.MinAgent + ": port forwarding and SSH carry one\n" +
+			"connection at a time).\n" +
 			"Instances EC2 reports terminated or shutting-down are left out (--all lists them):\n" +
 			"they can never be reached, and Systems Manager deregisters them a while after.\n\n" +
 			"Calls: one DescribeInstanceInformation per 50 nodes and one DescribeInstances per\n" +
@@ -202,8 +204,12 @@ func node(tn target.Node) Node {
 	if n.EC2State != "" && n.EC2State != string(ec2types.InstanceStateNameRunning) {
 		n.Flags = append(n.Flags, FlagEC2StatePrefix+n.EC2State)
 	}
-	if n.AgentVersion != "" && version.AgentCompare(n.AgentVersion, PortForwardingAgent) < 0 {
+	switch {
+	case n.AgentVersion == "":
+	case !version.PortForwarding.SupportedBy(n.AgentVersion):
 		n.Flags = append(n.Flags, FlagOldAgent)
+	case !version.Multiplexing.SupportedBy(n.AgentVersion):
+		n.Flags = append(n.Flags, FlagNoMux)
 	}
 	return n
 }

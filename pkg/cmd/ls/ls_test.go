@@ -159,6 +159,7 @@ func TestLsAgainstSandbox500(t *testing.T) {
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{
 		{Name: "web-1", Tags: map[string]string{"team": "blue"}},
 		{Name: "legacy-1", AgentVersion: "3.0.161.0"},
+		{Name: "ancient-1", AgentVersion: "2.3.612.0"},
 	}})
 	cfg := sb.AWSConfig()
 	ctx := context.Background()
@@ -237,8 +238,9 @@ func TestLsAgainstSandbox500(t *testing.T) {
 		}
 		seen++
 		wantFlags := []string{FlagOffline} // registered, but no agent connected
-		if version.AgentCompare(w.agent, PortForwardingAgent) < 0 {
-			wantFlags = append(wantFlags, FlagOldAgent)
+		if version.AgentCompare(w.agent, "3.0.222.0") < 0 {
+			// 2.3.1319.0 forwards ports, one connection at a time.
+			wantFlags = append(wantFlags, FlagNoMux)
 		}
 		if nd.Name != w.name || nd.IPAddress != w.ip || nd.AgentVersion != w.agent || nd.PlatformType != "Linux" ||
 			strings.Join(nd.Flags, ",") != strings.Join(wantFlags, ",") {
@@ -256,11 +258,14 @@ func TestLsAgainstSandbox500(t *testing.T) {
 		t.Errorf("%d calls %v, want at most %d and one DescribeInstances", calls.Total(), calls.Counts(), bound)
 	}
 
-	// The sandbox's own agents: online, named, the old one flagged.
+	// The sandbox's own agents: online, named, the old ones flagged:
+	// 3.0.161.0 forwards ports without multiplexing (issue 11: it was
+	// flagged no-port-forwarding), 2.3.612.0 predates port forwarding.
 	out, calls, _ = run("--filter", "ping=Online")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "legacy-1\t") || !strings.HasSuffix(lines[0], "\t"+FlagOldAgent) ||
-		!strings.HasPrefix(lines[1], "web-1\t") || !strings.HasSuffix(lines[1], "\t-") || !strings.Contains(lines[1], "\tOnline\t") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ancient-1\t") || !strings.HasSuffix(lines[0], "\t"+FlagOldAgent) ||
+		!strings.HasPrefix(lines[1], "legacy-1\t") || !strings.HasSuffix(lines[1], "\t"+FlagNoMux) ||
+		!strings.HasPrefix(lines[2], "web-1\t") || !strings.HasSuffix(lines[2], "\t-") || !strings.Contains(lines[2], "\tOnline\t") {
 		t.Errorf("ping=Online:\n%s", out)
 	}
 	if calls.Total() != 2 {
