@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -129,13 +129,13 @@ func echoOK(t *testing.T, sb *sandbox.Sandbox, id string) string {
 	defer s.Close()
 	t.Logf("session %s on %s (KMS-encrypted: %t)", s.ID(), id, s.Info().Encrypted)
 	inR, inW := io.Pipe()
-	var out lockedBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- session.RunShell(ctx, s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard})
 	}()
 	_, _ = io.WriteString(inW, "echo ok\n")
-	for !out.hasLine("ok") {
+	for !hasLine(out.String(), "ok") {
 		select {
 		case err := <-done:
 			t.Fatalf("the shell ended before printing ok: %v; output %q", err, out.String())
@@ -242,28 +242,10 @@ func writeFile(t *testing.T, dir, name, content string) {
 	}
 }
 
-// lockedBuffer collects a shell's output from the session's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// hasLine reports whether the output holds line on a line of its own (a pty ends lines in
-// \r\n, and echoes the command line itself).
-func (l *lockedBuffer) hasLine(line string) bool {
-	for _, s := range strings.Split(l.String(), "\n") {
+// hasLine reports whether out holds line on a line of its own (a pty ends lines in \r\n, and
+// echoes the command line itself).
+func hasLine(out, line string) bool {
+	for _, s := range strings.Split(out, "\n") {
 		if strings.TrimRight(s, "\r") == line {
 			return true
 		}

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,7 +154,7 @@ func TestStartFixedPortAndLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	srv, err := Start(context.Background(), Options{Port: port, LogWriter: &log})
 	if errors.Is(err, ErrPythonNotFound) || errors.Is(err, ErrMotoNotInstalled) {
 		testutil.MissingTool(t, "moto not available: %v; %s", err, testutil.InstallMoto)
@@ -286,22 +285,4 @@ func TestScript(t *testing.T) {
 	if out, err := exec.Command("bash", script, "stop", state).CombinedOutput(); err != nil {
 		t.Errorf("second moto.sh stop: %v\n%s", err, out)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for moto's concurrent stdout/stderr copies.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

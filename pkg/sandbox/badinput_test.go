@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -120,7 +121,7 @@ func TestClientDisappears(t *testing.T) {
 	inst := sb.Instances()[0]
 	s := open(t, c, session.StartRequest{Target: inst.ID})
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	go session.RunShell(context.Background(), s, session.ShellIO{Stdin: inR, Stdout: &out, Stderr: io.Discard})
 	io.WriteString(inW, "echo PID=$$\n")
 	re := regexp.MustCompile(`PID=(\d+)`)

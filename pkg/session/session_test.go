@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/session"
@@ -25,24 +26,6 @@ import (
 )
 
 const target = "i-0123456789abcdef0"
-
-// syncBuffer is a bytes.Buffer safe for one writer and polling readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -74,15 +57,15 @@ func open(t *testing.T, api session.SSMAPI, req session.StartRequest) *session.S
 
 type shellRun struct {
 	stdin  *io.PipeWriter
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.SyncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 }
 
 func startShell(t *testing.T, ctx context.Context, s *session.Session, sio session.ShellIO) *shellRun {
 	t.Helper()
 	pr, pw := io.Pipe()
-	r := &shellRun{stdin: pw, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	r := &shellRun{stdin: pw, stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	sio.Stdin, sio.Stdout, sio.Stderr = pr, r.stdout, r.stderr
 	go func() { r.done <- session.RunShell(ctx, s, sio) }()
 	t.Cleanup(func() { pw.Close() })
@@ -159,7 +142,7 @@ func TestShellTerminal(t *testing.T) {
 func TestShellPipedInput(t *testing.T) {
 	svc := sessiontest.New(t)
 	s := open(t, svc, session.StartRequest{Target: target})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	err := session.RunShell(testCtx(t), s, session.ShellIO{
 		Stdin:  strings.NewReader("\n"),
 		Stdout: &stdout,
@@ -181,7 +164,7 @@ func TestShellChannelClosedOutput(t *testing.T) {
 	svc := sessiontest.New(t)
 	svc.SetCloseOutput("Session terminated by an administrator")
 	s := open(t, svc, session.StartRequest{Target: target})
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	err := session.RunShell(testCtx(t), s, session.ShellIO{Stdin: strings.NewReader("exit\n"), Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		t.Fatalf("RunShell: %v", err)
@@ -220,7 +203,7 @@ func TestRunCommandExitCode(t *testing.T) {
 	if s.Info().SessionType != ssmdoc.SessionTypeNonInteractiveCommands {
 		t.Fatalf("session type %q", s.Info().SessionType)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	code, err := session.RunCommand(testCtx(t), s, session.CommandIO{Stdout: &stdout, Stderr: &stderr})
 	if err != nil {
 		t.Fatalf("RunCommand: %v", err)
@@ -367,7 +350,7 @@ func TestForwardConnectToPortError(t *testing.T) {
 	s := open(t, svc, session.PortForwardRequest(target, portOf(t, sessiontest.ClosedPort(t)), 0, ""))
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	addr, done := forward(t, ctx, s, &stderr)
 
 	c, err := net.Dial("tcp", addr)
@@ -521,7 +504,7 @@ func TestBadTokenNeverInErrors(t *testing.T) {
 		t.Skip("waits for the reconnect back-off")
 	}
 	svc := sessiontest.New(t)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	_, err := session.Open(testCtx(t), badTokenAPI{svc}, session.StartRequest{Target: target}, session.Options{
 		Logf: func(f string, a ...any) { fmt.Fprintf(&logs, f+"\n", a...) },
 	})
@@ -553,7 +536,7 @@ func TestStreamSSH(t *testing.T) {
 	svc := sessiontest.New(t)
 	s := open(t, svc, session.SSHRequest(target, portOf(t, echo)))
 	pr, pw := io.Pipe()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- session.Stream(testCtx(t), s, pr, &out) }()
 	if _, err := pw.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n")); err != nil {
@@ -586,7 +569,7 @@ func TestStreamEndsWhenServerCloses(t *testing.T) {
 	s := open(t, svc, session.SSHRequest(target, portOf(t, ln.Addr().String())))
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	if err := session.Stream(testCtx(t), s, pr, &out); err != nil {
 		t.Fatalf("Stream: %v", err)
 	}

@@ -1,21 +1,20 @@
 package target
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 // pickerTTY runs Pick on a pseudo-terminal and returns the terminal's
 // master side, to type on, and the result.
-func pickerTTY(t *testing.T, nodes []Node) (ptmx *os.File, screen *syncBuffer, result <-chan pickResult) {
+func pickerTTY(t *testing.T, nodes []Node) (ptmx *os.File, screen *testutil.SyncBuffer, result <-chan pickResult) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -23,7 +22,7 @@ func pickerTTY(t *testing.T, nodes []Node) (ptmx *os.File, screen *syncBuffer, r
 	}
 	t.Cleanup(func() { ptmx.Close(); tty.Close() })
 	_ = pty.Setsize(ptmx, &pty.Winsize{Cols: 120, Rows: 40})
-	screen = &syncBuffer{}
+	screen = &testutil.SyncBuffer{}
 	go func() { _, _ = io.Copy(screen, ptmx) }()
 	res := make(chan pickResult, 1)
 	go func() {
@@ -38,25 +37,8 @@ type pickResult struct {
 	err  error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor waits until the screen shows want.
-func waitFor(t *testing.T, screen *syncBuffer, want string) {
+func waitFor(t *testing.T, screen *testutil.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(screen.String(), want) {

@@ -9,12 +9,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
@@ -108,23 +108,6 @@ func TestNewCmdForward(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestForwardRun(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -140,7 +123,7 @@ func TestForwardRun(t *testing.T) {
 			port, _ := strconv.Atoi(portS)
 			svc := sessiontest.New(t)
 			ios, _, _, _ := iostreams.Test()
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.SyncBuffer
 			ios.Out, ios.ErrOut = &stdout, &stderr
 			opts := &ForwardOptions{
 				IO: ios, Target: cmdutil.Target{Arg: "web-1"}, Specs: []Spec{{RemotePort: port}}, Host: tc.host, JSON: true,

@@ -2,7 +2,6 @@ package plugin_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,26 +88,8 @@ func (e *cliEnv) command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// syncBuffer collects output written by another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor waits until buf holds want, or fails with what it holds.
-func waitFor(t *testing.T, buf *syncBuffer, want string, d time.Duration) {
+func waitFor(t *testing.T, buf *testutil.SyncBuffer, want string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !strings.Contains(buf.String(), want) {
@@ -162,7 +143,7 @@ func (e *cliEnv) steps(t *testing.T, steps []step, args ...string) (string, int)
 		t.Fatalf("starting the AWS CLI on a pty: %v", err)
 	}
 	defer ptmx.Close()
-	var screen syncBuffer
+	var screen testutil.SyncBuffer
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&screen, ptmx); close(copied) }()
 	for _, st := range steps {
@@ -195,7 +176,7 @@ func (e *cliEnv) piped(t *testing.T, in io.Reader, args ...string) (string, stri
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := e.command(ctx, args...)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -216,7 +197,7 @@ func (e *cliEnv) forwardThroughCLI(t *testing.T, args ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := e.command(ctx, args...)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -330,7 +311,7 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 			args := append(form.argv0[1:], arg1, e.sb.Region(), "StartSession", "", req, e.sb.URL())
 			cmd := exec.Command(form.argv0[0], args...)
 			cmd.Env = env
-			var stdout, stderr syncBuffer
+			var stdout, stderr testutil.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -14,59 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
-
-// fakeKMS is an in-memory KeyService that binds data keys to their
-// encryption context, as KMS does.
-type fakeKMS struct {
-	mu    sync.Mutex
-	keys  map[string][]byte // blob → plaintext
-	ctxs  map[string]map[string]string
-	calls atomic.Int32
-}
-
-func newFakeKMS() *fakeKMS {
-	return &fakeKMS{keys: map[string][]byte{}, ctxs: map[string]map[string]string{}}
-}
-
-func (f *fakeKMS) GenerateDataKey(_ context.Context, keyID string, encCtx map[string]string, n int32) ([]byte, []byte, error) {
-	f.calls.Add(1)
-	if keyID == "" {
-		return nil, nil, errors.New("no key")
-	}
-	pt := make([]byte, n)
-	_, _ = rand.Read(pt)
-	blobRaw := make([]byte, 16)
-	_, _ = rand.Read(blobRaw)
-	blob := []byte(keyID + ":" + hex.EncodeToString(blobRaw))
-	f.mu.Lock()
-	f.keys[string(blob)] = append([]byte(nil), pt...)
-	f.ctxs[string(blob)] = encCtx
-	f.mu.Unlock()
-	return pt, blob, nil
-}
-
-func (f *fakeKMS) Decrypt(_ context.Context, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
-	f.calls.Add(1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	pt, ok := f.keys[string(blob)]
-	if !ok || !bytes.HasPrefix(blob, []byte(keyID+":")) {
-		return nil, errors.New("InvalidCiphertextException")
-	}
-	want := f.ctxs[string(blob)]
-	if len(want) != len(encCtx) {
-		return nil, errors.New("InvalidCiphertextException: context")
-	}
-	for k, v := range want {
-		if encCtx[k] != v {
-			return nil, errors.New("InvalidCiphertextException: context")
-		}
-	}
-	return append([]byte(nil), pt...), nil
-}
 
 // link names a way to connect the two ends.
 type link string
@@ -160,7 +109,7 @@ func newPair(t testing.TB, o pairOptions) (client, agent *Channel) {
 		o.sessionType = ssmdoc.SessionTypeStandardStream
 	}
 	cc, ac := connect(t, o.link)
-	kms := newFakeKMS()
+	kms := testutil.NewFakeKMS()
 	ccfg := Config{Role: RoleClient, SessionID: "alice-0123456789abcdef0", TargetID: "i-0123456789abcdef0", KeyService: kms}
 	acfg := Config{Role: RoleAgent, SessionID: "alice-0123456789abcdef0", TargetID: "i-0123456789abcdef0", KeyService: kms,
 		Agent: AgentSession{SessionType: o.sessionType}}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport/transporttest"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
@@ -380,7 +381,7 @@ func TestKMSPayloadsAreEncrypted(t *testing.T) {
 	a, b := transporttest.Pipe()
 	tapA := &tap{MessageConn: a}
 	tapB := &tap{MessageConn: b}
-	kms := newFakeKMS()
+	kms := testutil.NewFakeKMS()
 	client, _ := New(tapA, Config{Role: RoleClient, SessionID: "s", TargetID: "i-1", KeyService: kms})
 	agent, _ := New(tapB, Config{Role: RoleAgent, SessionID: "s", TargetID: "i-1", KeyService: kms,
 		Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream, KMSKeyID: "k"}})
@@ -428,7 +429,7 @@ func TestHandshakeFailures(t *testing.T) {
 	t.Run("client without KMS", func(t *testing.T) {
 		a, b := transporttest.Pipe()
 		client, _ := New(a, Config{Role: RoleClient, SessionID: "s", TargetID: "i"})
-		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", KeyService: newFakeKMS(),
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", KeyService: testutil.NewFakeKMS(),
 			Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream, KMSKeyID: "k"}})
 		defer client.Close()
 		defer agent.Close()

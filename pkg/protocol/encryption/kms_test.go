@@ -3,7 +3,6 @@ package encryption
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,63 +11,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
-
-// fakeKMS is an in-memory KeyService that binds each data key to its key id and encryption
-// context, the way KMS does, and remembers what it handed out.
-type fakeKMS struct {
-	keys      map[string]fakeEntry // by ciphertext blob
-	issued    [][]byte             // plaintext slices returned, to check that callers zero them
-	genCtx    map[string]string
-	genBytes  int32
-	genKeyID  string
-	failWith  error
-	shortKeys bool
-}
-
-type fakeEntry struct {
-	keyID     string
-	plaintext []byte
-	encCtx    map[string]string
-}
 
 var errFakeAccessDenied = errors.New("AccessDeniedException: not allowed")
 
-func newFakeKMS() *fakeKMS { return &fakeKMS{keys: map[string]fakeEntry{}} }
-
-func (f *fakeKMS) GenerateDataKey(_ context.Context, keyID string, encCtx map[string]string, n int32) ([]byte, []byte, error) {
-	f.genKeyID, f.genCtx, f.genBytes = keyID, maps.Clone(encCtx), n
-	if f.failWith != nil {
-		return nil, nil, f.failWith
-	}
-	if f.shortKeys {
-		n = 32
-	}
-	pt := make([]byte, n)
-	_, _ = rand.Read(pt)
-	blob := make([]byte, 48)
-	_, _ = rand.Read(blob)
-	f.keys[string(blob)] = fakeEntry{keyID: keyID, plaintext: bytes.Clone(pt), encCtx: maps.Clone(encCtx)}
-	f.issued = append(f.issued, pt)
-	return pt, blob, nil
-}
-
-func (f *fakeKMS) Decrypt(_ context.Context, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
-	if f.failWith != nil {
-		return nil, f.failWith
-	}
-	e, ok := f.keys[string(blob)]
-	if !ok || e.keyID != keyID || !maps.Equal(e.encCtx, encCtx) {
-		return nil, errors.New("InvalidCiphertextException")
-	}
-	pt := bytes.Clone(e.plaintext)
-	f.issued = append(f.issued, pt)
-	return pt, nil
-}
-
-func (f *fakeKMS) assertZeroed(t *testing.T) {
+// assertZeroed fails unless every plaintext data key ks handed out was
+// zeroed after use.
+func assertZeroed(t *testing.T, ks *testutil.FakeKMS) {
 	t.Helper()
-	for i, pt := range f.issued {
+	for i, pt := range ks.Issued() {
 		if !bytes.Equal(pt, make([]byte, len(pt))) {
 			t.Errorf("plaintext data key #%d was not zeroed after use", i)
 		}
@@ -117,19 +69,19 @@ func TestKeyExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ks := newFakeKMS()
+			ks := testutil.NewFakeKMS()
 			client, blob, err := ClientKeyExchange(ctx, ks, keyID, sessionID, targetID, tt.clientChallenge)
 			if err != nil {
 				t.Fatalf("ClientKeyExchange: %v", err)
 			}
-			if ks.genBytes != DataKeySize || ks.genKeyID != keyID {
-				t.Errorf("GenerateDataKey(%q, %d bytes), want (%q, 64)", ks.genKeyID, ks.genBytes, keyID)
+			if gen := ks.LastGenerate(); gen.Bytes != DataKeySize || gen.KeyID != keyID {
+				t.Errorf("GenerateDataKey(%q, %d bytes), want (%q, 64)", gen.KeyID, gen.Bytes, keyID)
 			}
-			if want := ClientEncryptionContext(sessionID, targetID, tt.clientChallenge); !maps.Equal(ks.genCtx, want) {
-				t.Errorf("GenerateDataKey context = %v, want %v", ks.genCtx, want)
+			if want := ClientEncryptionContext(sessionID, targetID, tt.clientChallenge); !maps.Equal(ks.LastGenerate().Context, want) {
+				t.Errorf("GenerateDataKey context = %v, want %v", ks.LastGenerate().Context, want)
 			}
 			agent, err := AgentKeyExchange(ctx, ks, keyID, sessionID, targetID, challenge, tt.acked, blob, tt.opts...)
-			ks.assertZeroed(t)
+			assertZeroed(t, ks)
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("AgentKeyExchange: %v", err)
@@ -172,7 +124,7 @@ func assertPaired(t *testing.T, client, agent *Cipher) {
 
 func TestKeyExchangeContextMismatch(t *testing.T) {
 	ctx := context.Background()
-	ks := newFakeKMS()
+	ks := testutil.NewFakeKMS()
 	_, blob, err := ClientKeyExchange(ctx, ks, keyID, sessionID, targetID, "")
 	if err != nil {
 		t.Fatal(err)
@@ -186,15 +138,15 @@ func TestKeyExchangeContextMismatch(t *testing.T) {
 			t.Errorf("wrong %s: AgentKeyExchange succeeded", name)
 		}
 	}
-	ks.assertZeroed(t)
+	assertZeroed(t, ks)
 }
 
 func TestKeyExchangeErrors(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("kms failure is wrapped", func(t *testing.T) {
-		ks := newFakeKMS()
-		ks.failWith = errFakeAccessDenied
+		ks := testutil.NewFakeKMS()
+		ks.Fail = errFakeAccessDenied
 		if _, _, err := ClientKeyExchange(ctx, ks, keyID, sessionID, targetID, ""); !errors.Is(err, errFakeAccessDenied) || !strings.Contains(err.Error(), keyID) {
 			t.Errorf("ClientKeyExchange err = %v, want wrapped access denied naming the key", err)
 		}
@@ -203,21 +155,21 @@ func TestKeyExchangeErrors(t *testing.T) {
 		}
 	})
 	t.Run("wrong data key size", func(t *testing.T) {
-		ks := newFakeKMS()
-		ks.shortKeys = true
+		ks := testutil.NewFakeKMS()
+		ks.KeyBytes = 32
 		_, _, err := ClientKeyExchange(ctx, ks, keyID, sessionID, targetID, "")
 		if !errors.Is(err, ErrDataKeySize) {
 			t.Fatalf("err = %v, want ErrDataKeySize", err)
 		}
-		ks.assertZeroed(t)
-		for _, pt := range ks.keys {
-			if strings.Contains(err.Error(), fmt.Sprintf("%x", pt.plaintext[:4])) || strings.Contains(err.Error(), string(pt.plaintext[:4])) {
+		assertZeroed(t, ks)
+		for _, pt := range ks.DataKeys() {
+			if strings.Contains(err.Error(), fmt.Sprintf("%x", pt[:4])) || strings.Contains(err.Error(), string(pt[:4])) {
 				t.Errorf("error leaks the data key: %q", err)
 			}
 		}
 	})
 	t.Run("missing ids", func(t *testing.T) {
-		ks := newFakeKMS()
+		ks := testutil.NewFakeKMS()
 		for _, ids := range [][3]string{{"", sessionID, targetID}, {keyID, "", targetID}, {keyID, sessionID, ""}} {
 			if _, _, err := ClientKeyExchange(ctx, ks, ids[0], ids[1], ids[2], ""); err == nil {
 				t.Errorf("ClientKeyExchange%v succeeded", ids)
@@ -226,12 +178,12 @@ func TestKeyExchangeErrors(t *testing.T) {
 				t.Errorf("AgentKeyExchange%v succeeded", ids)
 			}
 		}
-		if ks.genKeyID != "" {
+		if ks.Calls() != 0 {
 			t.Error("KMS was called despite missing ids")
 		}
 	})
 	t.Run("empty ciphertext", func(t *testing.T) {
-		if _, err := AgentKeyExchange(ctx, newFakeKMS(), keyID, sessionID, targetID, "", false, nil); err == nil {
+		if _, err := AgentKeyExchange(ctx, testutil.NewFakeKMS(), keyID, sessionID, targetID, "", false, nil); err == nil {
 			t.Error("AgentKeyExchange with no ciphertext succeeded")
 		}
 	})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
@@ -284,7 +285,7 @@ func TestNonInteractiveCtrlC(t *testing.T) {
 
 func TestKMSEncryptedShell(t *testing.T) {
 	t.Parallel()
-	kms := newFakeKMS()
+	kms := testutil.NewFakeKMS()
 	f := newFakeMGS(t)
 	startAgent(t, f, func(c *Config) { c.KeyService = kms })
 	sid := "alice-0a1b2c3d4e5f60007"

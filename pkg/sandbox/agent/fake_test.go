@@ -3,9 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -447,45 +445,4 @@ func (c *collector) waitFor(t testing.TB, s string, timeout time.Duration) strin
 			t.Fatalf("no %q in output within %v: %q", s, timeout, c.String())
 		}
 	}
-}
-
-// fakeKMS binds data keys to their encryption context, as KMS does.
-type fakeKMS struct {
-	mu   sync.Mutex
-	keys map[string][]byte
-	ctxs map[string]map[string]string
-}
-
-func newFakeKMS() *fakeKMS {
-	return &fakeKMS{keys: map[string][]byte{}, ctxs: map[string]map[string]string{}}
-}
-
-func (k *fakeKMS) GenerateDataKey(_ context.Context, keyID string, encCtx map[string]string, n int32) ([]byte, []byte, error) {
-	pt := make([]byte, n)
-	_, _ = rand.Read(pt)
-	blob := []byte(keyID + ":" + uuid.NewString())
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys[string(blob)] = append([]byte(nil), pt...)
-	k.ctxs[string(blob)] = encCtx
-	return pt, blob, nil
-}
-
-func (k *fakeKMS) Decrypt(_ context.Context, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	pt, ok := k.keys[string(blob)]
-	if !ok || !strings.HasPrefix(string(blob), keyID+":") {
-		return nil, errors.New("InvalidCiphertextException")
-	}
-	want := k.ctxs[string(blob)]
-	if len(want) != len(encCtx) {
-		return nil, errors.New("InvalidCiphertextException: context")
-	}
-	for key, v := range want {
-		if encCtx[key] != v {
-			return nil, errors.New("InvalidCiphertextException: context")
-		}
-	}
-	return append([]byte(nil), pt...), nil
 }
