@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/session"
@@ -35,7 +36,7 @@ func echoThrough(t *testing.T, network, addr, msg string) {
 }
 
 // readyLines waits for n JSON lines on stdout.
-func readyLines(t *testing.T, stdout, stderr *syncBuffer, n int) []ready {
+func readyLines(t *testing.T, stdout, stderr *testutil.SyncBuffer, n int) []ready {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -62,7 +63,7 @@ func TestForwardSeveralSpecsAndUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "a.sock")
 	svc := sessiontest.New(t)
 	ios, _, _, _ := iostreams.Test()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	ios.Out, ios.ErrOut = &stdout, &stderr
 	opts := &ForwardOptions{
 		IO: ios, Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, JSON: true,

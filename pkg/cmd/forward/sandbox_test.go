@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -44,12 +45,12 @@ func TestForwardReconnectAfterIdleTimeout(t *testing.T) {
 	remote, _ := strconv.Atoi(p)
 	clients := session.NewClients(sb.AWSConfig())
 
-	run := func(reconnect bool, specs ...Spec) (*syncBuffer, *syncBuffer, context.CancelFunc, <-chan error) {
+	run := func(reconnect bool, specs ...Spec) (*testutil.SyncBuffer, *testutil.SyncBuffer, context.CancelFunc, <-chan error) {
 		if specs == nil {
 			specs = []Spec{{RemotePort: remote}}
 		}
 		ios, _, _, _ := iostreams.Test()
-		var stdout, stderr syncBuffer
+		var stdout, stderr testutil.SyncBuffer
 		ios.Out, ios.ErrOut = &stdout, &stderr
 		opts := &ForwardOptions{IO: ios, Target: cmdutil.Target{Arg: "fwd-1"}, JSON: true, Reconnect: reconnect,
 			Specs:   specs,
