@@ -22,6 +22,7 @@ require (
 	github.com/sahilm/fuzzy v0.1.1
 	github.com/spf13/cobra v1.10.2
 	github.com/xtaci/smux v1.5.58
+	github.com/yuin/goldmark v1.8.7
 	github.com/zclconf/go-cty v1.15.0
 	golang.org/x/sync v0.12.0
 	golang.org/x/sys v0.50.0
