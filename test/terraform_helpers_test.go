@@ -30,6 +30,19 @@ type emulator struct {
 	// Moto is true when moto is behind the endpoint, whose gaps the fixtures work around
 	// through variables.
 	Moto bool
+	// KeyID and Secret sign every request: an ssmkit sandbox verifies SigV4 with credentials
+	// of its own per run; other emulators take anything.
+	KeyID, Secret string
+}
+
+// sandboxEmulator is the emulator for an in-process ssmkit sandbox, with its credentials.
+func sandboxEmulator(t *testing.T, sb *sandbox.Sandbox) emulator {
+	t.Helper()
+	c, err := sb.Credentials().Retrieve(context.Background())
+	if err != nil {
+		t.Fatalf("sandbox credentials: %v", err)
+	}
+	return emulator{URL: sb.URL(), Moto: true, KeyID: c.AccessKeyID, Secret: c.SecretAccessKey}
 }
 
 // newEmulator starts an in-process ssmkit sandbox (with a private moto behind it) unless
@@ -38,18 +51,17 @@ type emulator struct {
 func newEmulator(t *testing.T) emulator {
 	t.Helper()
 	if u := os.Getenv(envEndpointURL); u != "" {
-		return emulator{URL: u}
+		return emulator{URL: u, KeyID: "test", Secret: "test"}
 	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
-	return emulator{URL: sb.URL(), Moto: true}
+	return sandboxEmulator(t, sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}}))
 }
 
-// env is what terraform processes need to talk to the emulator: dummy credentials and no
+// env is what terraform processes need to talk to the emulator: its credentials and no
 // instance metadata lookups.
 func (e emulator) env() map[string]string {
 	return map[string]string{
-		"AWS_ACCESS_KEY_ID":         "test",
-		"AWS_SECRET_ACCESS_KEY":     "test",
+		"AWS_ACCESS_KEY_ID":         e.KeyID,
+		"AWS_SECRET_ACCESS_KEY":     e.Secret,
 		"AWS_REGION":                testRegion,
 		"AWS_EC2_METADATA_DISABLED": "true",
 	}
@@ -59,7 +71,7 @@ func (e emulator) env() map[string]string {
 func (e emulator) awsConfig() aws.Config {
 	return aws.Config{
 		Region:       testRegion,
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(e.KeyID, e.Secret, ""),
 		BaseEndpoint: aws.String(e.URL),
 	}
 }

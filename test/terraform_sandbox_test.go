@@ -43,7 +43,7 @@ func newExampleEmulator(t *testing.T) (emulator, *sandbox.Sandbox) {
 		return newEmulator(t), nil
 	}
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}, AutoAttach: true})
-	return emulator{URL: sb.URL(), Moto: true}, sb
+	return sandboxEmulator(t, sb), sb
 }
 
 // pingStatus is the instance's PingStatus through the sandbox, "" when it is not managed.

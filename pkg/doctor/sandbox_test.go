@@ -115,7 +115,7 @@ func (w *world) register(id string) {
 	req, _ := http.NewRequest(http.MethodPost, w.sb.URL()+"/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "AmazonSSM.UpdateInstanceInformation")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/ssm/aws4_request")
+	sandboxtest.Sign(w.t, w.sb, req, body, "ssm")
 	resp, err := http.DefaultClient.Do(req)
 	w.must(err, "UpdateInstanceInformation")
 	resp.Body.Close()
@@ -126,7 +126,7 @@ func (w *world) register(id string) {
 
 // online runs an emulated agent for id until the test ends.
 func (w *world) online(id string) {
-	a := agent.New(agent.Config{InstanceID: id, Region: w.sb.Region(), Endpoint: w.sb.URL(), ReconnectDelay: 50 * time.Millisecond})
+	a := agent.New(agent.Config{InstanceID: id, Region: w.sb.Region(), Endpoint: w.sb.URL(), Credentials: w.sb.Credentials(), ReconnectDelay: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()

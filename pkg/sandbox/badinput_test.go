@@ -36,7 +36,7 @@ func TestSandboxBadInput(t *testing.T) {
 		req.Header.Set("X-Amz-Target", target)
 		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 		if signed {
-			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/ssm/aws4_request, SignedHeaders=host, Signature=00")
+			sandboxtest.Sign(t, sb, req, []byte(body), "ssm")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -34,17 +34,17 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/ssmapi"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/transcript"
 )
 
-// Dummy credentials: the sandbox checks no signatures, but SDKs insist on
-// having some.
-const (
-	AccessKeyID     = "ssmkit-sandbox"
-	SecretAccessKey = "ssmkit-sandbox-secret"
-	DefaultRegion   = "us-east-1"
-)
+// DefaultRegion is the sandbox's region unless Options.Region says otherwise.
+const DefaultRegion = "us-east-1"
+
+// motoAccessKey is what the sandbox's own set-up calls present to moto,
+// which checks no signatures; clients never see it.
+const motoAccessKey = "ssmkit-sandbox-internal"
 
 // InstanceSpec describes one sandbox instance and its agent.
 type InstanceSpec struct {
@@ -95,6 +95,13 @@ type Options struct {
 	// without the separate-output parameters, as AWS may (see
 	// ssmapi.Options); SetLegacyNonInteractiveDocument flips it at run time.
 	LegacyNonInteractiveDocument bool
+	// MaxRequestBody bounds every request body the endpoint accepts,
+	// including those it passes on to moto (sigv4.DefaultMaxBody when
+	// zero); larger ones get a 413 in AWS's shape.
+	MaxRequestBody int64
+	// Credential is the root credential clients must sign with. Zero means
+	// fresh random credentials for this run (sigv4.NewRootCredential).
+	Credential sigv4.Credential
 }
 
 // Instance is a sandbox instance.
@@ -116,6 +123,8 @@ type Sandbox struct {
 	gateway  *mgs.Service
 	registry *ssmapi.MemoryInstances
 	api      *ssmapi.Handler
+	cred     sigv4.Credential
+	creds    *sigv4.Store
 	tlsCfg   *tls.Config // clients' view: trusts the CA
 	caFile   string
 	ownState bool
@@ -205,9 +214,14 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cred = opts.Credential
+	if s.cred.AccessKeyID == "" {
+		s.cred = sigv4.NewRootCredential("")
+	}
+	s.creds = sigv4.NewStore(s.cred)
 	s.registry = ssmapi.NewMemoryInstances()
 	api, err := ssmapi.New(ssmapi.Options{MotoURL: s.motoURL, Gateway: s.gateway, Instances: s.registry, Region: opts.Region, Logf: opts.Logf,
-		PreferenceMinute: opts.PreferenceMinute, LegacyNonInteractiveDocument: opts.LegacyNonInteractiveDocument})
+		PreferenceMinute: opts.PreferenceMinute, LegacyNonInteractiveDocument: opts.LegacyNonInteractiveDocument, Credentials: s.creds})
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +230,8 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	mux.Handle("/v1/control-channel/", s.gateway)
 	mux.Handle("/v1/data-channel/", s.gateway)
 	mux.Handle("/", api)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 15 * time.Second, TLSConfig: serverTLS,
+	verifier := &sigv4.Verifier{Store: s.creds}
+	s.srv = &http.Server{Handler: verifier.Middleware(mux, opts.MaxRequestBody), ReadHeaderTimeout: 15 * time.Second, TLSConfig: serverTLS,
 		ErrorLog: nil}
 	s.wg.Add(1)
 	go func() {
@@ -234,7 +249,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 
 	// AWS clients for the sandbox's own set-up, through moto directly.
 	s.awsCfg = aws.Config{Region: opts.Region, BaseEndpoint: aws.String(s.motoURL),
-		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
+		Credentials: credentials.NewStaticCredentialsProvider(motoAccessKey, motoAccessKey, "")}
 	if err := ssmapi.EnsureSessionDocuments(ctx, ssm.NewFromConfig(s.awsCfg), opts.LegacyNonInteractiveDocument); err != nil {
 		return nil, fmt.Errorf("creating the AWS session documents: %w", err)
 	}
@@ -310,6 +325,7 @@ func (s *Sandbox) startAgent(inst *Instance) {
 		AgentVersion: inst.AgentVersion,
 		Endpoint:     s.url,
 		TLSConfig:    s.tlsCfg,
+		Credentials:  s.Credentials(),
 		KeyService:   encryption.NewKMSKeyService(kms.NewFromConfig(s.awsCfg)),
 		Shell:        s.opts.Shell,
 		Transcripts:  &transcripts{sink: &transcript.Sink{S3: s3.NewFromConfig(s.awsCfg, func(o *s3.Options) { o.UsePathStyle = true }), Logs: cloudwatchlogs.NewFromConfig(s.awsCfg)}},
@@ -395,10 +411,20 @@ func (s *Sandbox) ClientTLS() *tls.Config { return s.tlsCfg }
 // Gateway is the sandbox's ssmmessages service.
 func (s *Sandbox) Gateway() *mgs.Service { return s.gateway }
 
-// AWSConfig is an aws.Config for clients of the sandbox endpoint.
+// Credentials are this run's root credentials: every request to the
+// endpoint must be SigV4-signed with them (or with credentials minted
+// through the sandbox).
+func (s *Sandbox) Credentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(s.cred.AccessKeyID, s.cred.SecretAccessKey, "")
+}
+
+// AccountID is the account of the root credentials (moto's default).
+func (s *Sandbox) AccountID() string { return s.cred.AccountID }
+
+// AWSConfig is an aws.Config for clients of the sandbox endpoint, signed
+// with this run's credentials.
 func (s *Sandbox) AWSConfig() aws.Config {
-	cfg := aws.Config{Region: s.opts.Region, BaseEndpoint: aws.String(s.url),
-		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")}
+	cfg := aws.Config{Region: s.opts.Region, BaseEndpoint: aws.String(s.url), Credentials: s.Credentials()}
 	if s.tlsCfg != nil {
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tlsCfg}}
 	}
@@ -411,8 +437,8 @@ func (s *Sandbox) Env() []string {
 		"AWS_ENDPOINT_URL=" + s.url,
 		"AWS_REGION=" + s.opts.Region,
 		"AWS_DEFAULT_REGION=" + s.opts.Region,
-		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
+		"AWS_ACCESS_KEY_ID=" + s.cred.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + s.cred.SecretAccessKey,
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
 	if s.caFile != "" {

@@ -24,7 +24,13 @@ func makeTLS(dir string) (server, client *tls.Config, caFile string, err error) 
 	caFile = filepath.Join(dir, "ca.pem")
 	caKeyFile := filepath.Join(dir, "ca-key.pem")
 	caCert, caKey, err := loadCA(caFile, caKeyFile)
-	if err != nil {
+	if err == nil {
+		// A CA kept from an earlier run: its key stays readable by the
+		// owner only, whatever happened to the file since.
+		if err := os.Chmod(caKeyFile, 0o600); err != nil {
+			return nil, nil, "", fmt.Errorf("protecting the sandbox CA key: %w", err)
+		}
+	} else {
 		caCert, caKey, err = newCA()
 		if err != nil {
 			return nil, nil, "", err

@@ -107,6 +107,13 @@ func TestSandboxCommandCycle(t *testing.T) {
 			ssmkit(t, bin, "sandbox", "down", "--state-dir", dir)
 		}
 	})
+	// The state file holds this run's credentials and ca-key.pem signs
+	// certificates the agent trusts: only the owner may read them.
+	for _, f := range []string{filepath.Join(dir, StateFile), filepath.Join(dir, "ca-key.pem")} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", f, fi.Mode().Perm(), err)
+		}
+	}
 	tree := descendants(st.PID)
 	if len(tree) == 0 {
 		t.Errorf("the serve process %d has no children (moto?)", st.PID)
@@ -331,7 +338,7 @@ func registerThroughAgentConfig(t *testing.T, path string, env map[string]string
 		t.Fatalf("UpdateInstanceInformation: HTTP %d %s", resp.StatusCode, rb)
 	}
 	a := agent.New(agent.Config{InstanceID: ident.InstanceID, Region: ident.Region, AgentVersion: "3.3.1142.0",
-		Endpoint: "https://" + hosts["Mgs"], TLSConfig: tlsCfg})
+		Endpoint: "https://" + hosts["Mgs"], TLSConfig: tlsCfg, Credentials: creds})
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	defer func() {

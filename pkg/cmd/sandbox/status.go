@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,7 +19,6 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
-	"github.com/ssmkit/ssmkit/pkg/sandbox"
 )
 
 // pingTimeout bounds status's call to the endpoint.
@@ -134,8 +134,14 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 // ping lists the managed instances through the endpoint: their ping
 // status by id.
 func ping(ctx context.Context, st *State) (map[string]string, error) {
+	env := map[string]string{}
+	for _, kv := range st.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
 	cfg := aws.Config{Region: st.Region, BaseEndpoint: aws.String(st.URL),
-		Credentials: credentials.NewStaticCredentialsProvider(sandbox.AccessKeyID, sandbox.SecretAccessKey, "")}
+		Credentials: credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"])}
 	if st.CA != "" {
 		pem, err := os.ReadFile(st.CA)
 		if err != nil {

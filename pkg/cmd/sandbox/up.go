@@ -57,6 +57,8 @@ type UpOptions struct {
 	Foreground   bool
 	// LegacyNonInteractive is --legacy-noninteractive-document.
 	LegacyNonInteractive bool
+	// MaxRequestBody is --max-request-body in bytes (0: the default).
+	MaxRequestBody int64
 }
 
 // instances returns every instance to create: web-1…web-N, then Specs.
@@ -88,6 +90,9 @@ func (o *UpOptions) serveArgs(specs []string) []string {
 	if o.LegacyNonInteractive {
 		args = append(args, "--legacy-noninteractive-document")
 	}
+	if o.MaxRequestBody != 0 {
+		args = append(args, "--max-request-body", strconv.FormatInt(o.MaxRequestBody, 10))
+	}
 	for _, s := range specs {
 		args = append(args, "--instance", s)
 	}
@@ -115,7 +120,14 @@ func NewCmdUp(f *cmdutil.Factory, runF func(*UpOptions) error) *cobra.Command {
 			"With --auto-attach (the default) any EC2 instance launched through the sandbox's API\n" +
 			"(Terraform, the AWS CLI) gets an emulated agent as soon as a real one could register:\n" +
 			"running, an instance profile allowing the core SSM actions, and a NAT/internet route or\n" +
-			"the ssm, ssmmessages and ec2messages endpoints in its VPC.",
+			"the ssm, ssmmessages and ec2messages endpoints in its VPC.\n\n" +
+			"Who can use it: every request must be SigV4-signed with the random credentials of this run\n" +
+			"(`ssmkit sandbox env` prints them; the state file holding them is readable by you only), or\n" +
+			"with credentials minted through the sandbox (STS, IAM CreateAccessKey). Data and control\n" +
+			"channels need the token the sandbox issued for them.\n\n" +
+			"A sandbox shell runs as YOU: the emulated agents start shells and commands as the user\n" +
+			"running the sandbox (a real agent runs as root and uses ssm-user). RunAs is honoured when\n" +
+			"the session preferences enable it and the sandbox runs as root.",
 		Example: "  ssmkit sandbox up\n" +
 			"  ssmkit sandbox up --instances 1 --instance old:version=3.0.161.0 --instance lost:offline\n" +
 			"  ssmkit sandbox up --tls --port 8443 --foreground",
@@ -171,6 +183,7 @@ func upFlags(cmd *cobra.Command, opts *UpOptions, specs *[]string) {
 	fl.BoolVar(&opts.TLS, "tls", false, "Serve https/wss with a local CA (needed by a real SSM Agent)")
 	fl.IntVar(&opts.Port, "port", 0, "Loopback port of the endpoint (default: a free one)")
 	fl.BoolVar(&opts.AutoAttach, "auto-attach", true, "Attach an emulated agent to instances launched through the sandbox once they could register")
+	fl.Int64Var(&opts.MaxRequestBody, "max-request-body", 0, "Largest request body in bytes the endpoint accepts and passes to moto (default 32 MiB)")
 	fl.BoolVar(&opts.LegacyNonInteractive, "legacy-noninteractive-document", false,
 		"Serve AWS-StartNonInteractiveCommand without its separate-output parameters, as AWS may (StartSession with them fails with InvalidParameters)")
 	stateDirFlag(cmd, &opts.StateDir)
@@ -183,6 +196,9 @@ func (o *UpOptions) complete(cmd *cobra.Command, specs []string) error {
 	}
 	if o.Healthy < 0 || o.Healthy > 100 {
 		return cmdutil.FlagErrorf("--instances must be from 0 to 100, not %d", o.Healthy)
+	}
+	if o.MaxRequestBody < 0 {
+		return cmdutil.FlagErrorf("--max-request-body must be a positive number of bytes, not %d", o.MaxRequestBody)
 	}
 	if o.Port < 0 || o.Port > 65535 {
 		return cmdutil.FlagErrorf("--port must be from 0 to 65535, not %d", o.Port)
@@ -369,6 +385,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 		AutoAttach: opts.AutoAttach,
 
 		LegacyNonInteractiveDocument: opts.LegacyNonInteractive,
+		MaxRequestBody:               opts.MaxRequestBody,
 	})
 	if err != nil {
 		return err

@@ -38,6 +38,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
@@ -91,8 +93,14 @@ var ErrInvalidConfig = errors.New("invalid agent config")
 type Config struct {
 	// InstanceID is the managed instance id ("i-…" or "mi-…"); required.
 	InstanceID string
-	// Region is informational (the sandbox does not sign requests).
+	// Region is the SigV4 signing region of the ssmmessages calls
+	// ("us-east-1" when empty).
 	Region string
+	// Credentials sign the Create*Channel calls and the websocket upgrades
+	// with SigV4 (service ssmmessages), as the real agent does; the
+	// sandbox refuses unsigned Create*Channel calls. Nil sends them
+	// unsigned.
+	Credentials aws.CredentialsProvider
 	// AgentVersion is reported to the service and to clients; it must be a
 	// 4-part numeric version (DefaultAgentVersion). An old one such as
 	// 3.0.161.0 makes clients use basic port forwarding.
@@ -174,6 +182,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PlatformType == "" {
 		c.PlatformType = DefaultPlatformType
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
 	}
 	switch c.PlatformType {
 	case "linux", "windows", "macos":

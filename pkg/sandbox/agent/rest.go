@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -10,9 +12,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/google/uuid"
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
@@ -77,6 +81,9 @@ func (a *Agent) createChannel(ctx context.Context, restURL string, body any) (st
 		return "", fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if err := a.sign(ctx, req, b); err != nil {
+		return "", err
+	}
 	resp, err := a.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("calling %s: %w", redact(restURL), err)
@@ -106,12 +113,50 @@ func (a *Agent) createChannel(ctx context.Context, restURL string, body any) (st
 	return out.TokenValue, nil
 }
 
+// sign adds the SigV4 headers of the ssmmessages service to req, whose
+// body is body (§9.1: every REST call and websocket upgrade is signed).
+func (a *Agent) sign(ctx context.Context, req *http.Request, body []byte) error {
+	if a.cfg.Credentials == nil {
+		return nil
+	}
+	creds, err := a.cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("retrieving credentials: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "ssmmessages", a.cfg.Region, time.Now()); err != nil {
+		return fmt.Errorf("signing %s: %w", redact(req.URL.String()), err)
+	}
+	return nil
+}
+
 // dial opens a websocket with the agent's keepalive (§1.4).
 func (a *Agent) dial(ctx context.Context, wsURL string) (*transport.Conn, error) {
 	opts := transport.DialOptions{
 		TLSConfig:        a.cfg.TLSConfig,
 		HandshakeTimeout: a.cfg.DialTimeout,
 		ConnOptions:      transport.AgentConnOptions(),
+	}
+	if a.cfg.Credentials != nil {
+		// The upgrade is signed as the GET it is, over https.
+		u, err := url.Parse(wsURL)
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", redact(wsURL), err)
+		}
+		u.Scheme = strings.Replace(strings.Replace(u.Scheme, "wss", "https", 1), "ws", "http", 1)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.sign(ctx, req, nil); err != nil {
+			return nil, err
+		}
+		opts.Header = http.Header{}
+		for _, k := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token"} {
+			if v := req.Header.Get(k); v != "" {
+				opts.Header.Set(k, v)
+			}
+		}
 	}
 	opts.ConnOptions.Debug = nil
 	return transport.Dial(ctx, wsURL, opts)

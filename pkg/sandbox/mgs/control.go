@@ -8,6 +8,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/transport"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 )
 
 // Ping statuses reported for instances (DescribeInstanceInformation).
@@ -30,6 +31,9 @@ type InstanceInfo struct {
 	// AgentVersion and PlatformType come from OpenControlChannel (§9.3).
 	AgentVersion string
 	PlatformType string
+	// AccountID is the account of the credentials that created the
+	// control channel ("" when it was not signed).
+	AccountID string
 }
 
 // instance is the service's view of one agent.
@@ -41,6 +45,7 @@ type instance struct {
 	lastSeen     time.Time
 	agentVersion string
 	platformType string
+	accountID    string
 }
 
 // controlConn is one open control channel.
@@ -59,6 +64,9 @@ func (s *Service) createControlChannel(w http.ResponseWriter, r *http.Request, i
 		return
 	}
 	inst := s.instanceLocked(instanceID)
+	if c := sigv4.CallerFrom(r.Context()); c != nil {
+		inst.accountID = c.AccountID
+	}
 	inst.tokens = append(inst.tokens, token)
 	if len(inst.tokens) > maxTokensPerInstance {
 		inst.tokens = inst.tokens[len(inst.tokens)-maxTokensPerInstance:]
@@ -264,5 +272,6 @@ func (inst *instance) infoLocked() InstanceInfo {
 		LastPingDateTime: inst.lastSeen,
 		AgentVersion:     inst.agentVersion,
 		PlatformType:     inst.platformType,
+		AccountID:        inst.accountID,
 	}
 }

@@ -4,10 +4,14 @@ package sandboxtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -66,5 +70,21 @@ func NoActiveSessions(tb testing.TB, sb *sandbox.Sandbox) {
 			tb.Fatalf("%d sessions left active, e.g. %s", len(out.Sessions), aws.ToString(out.Sessions[0].SessionId))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Sign adds SigV4 headers to req, whose body is body, with the sandbox's
+// credentials for service (for example "ssm" for a hand-made AWS JSON call
+// the SDK does not model, such as UpdateInstanceInformation). The sandbox
+// refuses requests that are not signed.
+func Sign(tb testing.TB, sb *sandbox.Sandbox, req *http.Request, body []byte, service string) {
+	tb.Helper()
+	creds, err := sb.Credentials().Retrieve(req.Context())
+	if err != nil {
+		tb.Fatalf("sandbox credentials: %v", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(req.Context(), creds, req, hex.EncodeToString(sum[:]), service, sb.Region(), time.Now()); err != nil {
+		tb.Fatalf("signing %s %s: %v", req.Method, req.URL.Path, err)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 )
 
 // Defaults for zero Options fields.
@@ -92,6 +93,11 @@ type Options struct {
 	// PreferenceMinute is how long one minute of idleSessionTimeout and
 	// maxSessionDuration lasts. Zero means a real minute; tests shorten it.
 	PreferenceMinute time.Duration
+	// Credentials, when set, learns the credentials STS and IAM answers
+	// from moto mint (sigv4.Store.Record), and proxied requests carry the
+	// verified caller's account to moto (x-moto-account-id), so that
+	// moto's view and the sandbox's own agree.
+	Credentials *sigv4.Store
 	// LegacyNonInteractiveDocument serves AWS-StartNonInteractiveCommand
 	// without its separateOutputStream, stdoutSeparatorPrefix and
 	// stderrSeparatorPrefix parameters, as AWS may: StartSession with them
@@ -156,9 +162,13 @@ func New(opts Options) (*Handler, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Del(motoAccountHeader)
+			if c := sigv4.CallerFrom(pr.In.Context()); c != nil && opts.Credentials != nil {
+				pr.Out.Header.Set(motoAccountHeader, c.AccountID)
+			}
 		},
 		Transport:      opts.ProxyTransport,
-		ModifyResponse: modifyProxiedResponse,
+		ModifyResponse: h.modifyProxiedResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			h.logf("proxy %s %s: %v", r.Method, r.URL.Path, err)
 			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the sandbox could not reach its moto backend")
@@ -361,9 +371,44 @@ func (h *Handler) serveEC2Messages(w http.ResponseWriter, r *http.Request, op st
 	}
 }
 
-// modifyProxiedResponse turns non-JSON error answers from moto to AWS JSON
-// 1.1 requests (HTML for unknown actions, tracebacks for unimplemented ones)
-// into an AWS-shaped error, so SDK callers never see HTML.
+// motoAccountHeader selects the account moto serves a request in.
+const motoAccountHeader = "X-Moto-Account-Id"
+
+// maxMintedAnswer bounds the STS/IAM answers read for minted credentials.
+const maxMintedAnswer = 1 << 20
+
+// modifyProxiedResponse records the credentials minted by STS and IAM
+// answers (see Options.Credentials), and turns non-JSON error answers from
+// moto to AWS JSON 1.1 requests (HTML for unknown actions, tracebacks for
+// unimplemented ones) into an AWS-shaped error, so SDK callers never see
+// HTML.
+func (h *Handler) modifyProxiedResponse(resp *http.Response) error {
+	if h.opts.Credentials != nil {
+		h.recordMinted(resp)
+	}
+	return modifyProxiedResponse(resp)
+}
+
+// recordMinted reads a successful query-protocol (STS, IAM) answer and
+// records the credentials it mints.
+func (h *Handler) recordMinted(resp *http.Response) {
+	req := resp.Request
+	if req == nil || resp.StatusCode != http.StatusOK || req.Method != http.MethodPost ||
+		!strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") ||
+		!strings.Contains(resp.Header.Get("Content-Type"), "xml") || resp.ContentLength > maxMintedAnswer {
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxMintedAnswer+1))
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	if err != nil || len(raw) > maxMintedAnswer {
+		return
+	}
+	if n := h.opts.Credentials.Record(sigv4.CallerFrom(req.Context()), raw); n > 0 {
+		h.logf("recorded %d credential(s) minted through the sandbox", n)
+	}
+}
+
 func modifyProxiedResponse(resp *http.Response) error {
 	req := resp.Request
 	if req == nil || req.Header.Get("X-Amz-Target") == "" || resp.StatusCode < 400 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 )
 
 // InstanceInfo is what the registry knows about a managed instance. Empty
@@ -17,6 +18,10 @@ import (
 // or left out of DescribeInstanceInformation.
 type InstanceInfo struct {
 	InstanceID string
+	// AccountID is the account whose view lists the instance: the
+	// verified caller's account selects the view (empty means
+	// DefaultAccountID).
+	AccountID string
 	// Name is the instance's display name (e.g. its Name tag).
 	Name            string
 	ComputerName    string
@@ -47,6 +52,22 @@ type Instances interface {
 	// UpdateInstance registers an instance or updates what is known about
 	// it. Empty fields of info leave the stored values unchanged.
 	UpdateInstance(ctx context.Context, info InstanceInfo) error
+	// RemoveInstance deregisters an instance of an account; it reports
+	// whether the instance was registered.
+	RemoveInstance(ctx context.Context, accountID, instanceID string) (bool, error)
+}
+
+// accountOf normalises an empty account to DefaultAccountID.
+func accountOf(id string) string {
+	if id == "" {
+		return DefaultAccountID
+	}
+	return id
+}
+
+// registryKey is the per-account key of an instance.
+func registryKey(accountID, instanceID string) string {
+	return accountOf(accountID) + "/" + instanceID
 }
 
 // MemoryInstances is an in-memory Instances. The zero value is not usable;
@@ -77,9 +98,10 @@ func (m *MemoryInstances) ManagedInstances(context.Context) ([]InstanceInfo, err
 func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur, ok := m.byID[info.InstanceID]
+	key := registryKey(info.AccountID, info.InstanceID)
+	cur, ok := m.byID[key]
 	if !ok {
-		cur = InstanceInfo{InstanceID: info.InstanceID}
+		cur = InstanceInfo{InstanceID: info.InstanceID, AccountID: accountOf(info.AccountID)}
 	}
 	merge := func(dst *string, src string) {
 		if src != "" {
@@ -109,15 +131,26 @@ func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) e
 			cur.Tags[k] = v
 		}
 	}
-	m.byID[info.InstanceID] = cur
+	m.byID[key] = cur
 	return nil
+}
+
+// RemoveInstance implements Instances.
+func (m *MemoryInstances) RemoveInstance(_ context.Context, accountID, instanceID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := registryKey(accountID, instanceID)
+	_, ok := m.byID[key]
+	delete(m.byID, key)
+	return ok, nil
 }
 
 // Put stores info as is (replacing any earlier record).
 func (m *MemoryInstances) Put(info InstanceInfo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.byID[info.InstanceID] = info
+	info.AccountID = accountOf(info.AccountID)
+	m.byID[registryKey(info.AccountID, info.InstanceID)] = info
 }
 
 // instanceView is a managed instance joined with its control-channel state.
@@ -126,17 +159,36 @@ type instanceView struct {
 	pingStatus string
 }
 
-// instances joins the registry with the gateway's control channels.
-// Instances that only opened a control channel (container-mode agents) are
-// included too.
+// account is the account whose view a request sees: the verified caller's
+// (sigv4.CallerFrom), else the handler's own.
+func (h *Handler) account(ctx context.Context) string {
+	if c := sigv4.CallerFrom(ctx); c != nil && c.AccountID != "" {
+		return c.AccountID
+	}
+	return h.opts.AccountID
+}
+
+// instances joins the caller's account view of the registry with the
+// gateway's control channels. Instances that only opened a control channel
+// (container-mode agents) are included too, in the account whose
+// credentials opened it.
 func (h *Handler) instances(ctx context.Context) ([]instanceView, error) {
-	reg, err := h.opts.Instances.ManagedInstances(ctx)
+	all, err := h.opts.Instances.ManagedInstances(ctx)
 	if err != nil {
 		return nil, err
 	}
+	account := h.account(ctx)
+	reg := all[:0:0]
+	for _, ri := range all {
+		if accountOf(ri.AccountID) == account {
+			reg = append(reg, ri)
+		}
+	}
 	cc := make(map[string]mgs.InstanceInfo)
 	for _, i := range h.opts.Gateway.Instances() {
-		cc[i.InstanceID] = i
+		if accountOf(i.AccountID) == account {
+			cc[i.InstanceID] = i
+		}
 	}
 	out := make([]instanceView, 0, len(reg)+len(cc))
 	seen := make(map[string]bool, len(reg))
@@ -423,6 +475,7 @@ func (h *Handler) updateInstanceInformation(q *request) (any, error) {
 	now := h.now()
 	err := h.opts.Instances.UpdateInstance(q.ctx, InstanceInfo{
 		InstanceID:       in.InstanceId,
+		AccountID:        h.account(q.ctx),
 		AgentName:        in.AgentName,
 		AgentVersion:     in.AgentVersion,
 		PlatformType:     canonicalPlatform(in.PlatformType),
@@ -459,8 +512,12 @@ func (h *Handler) getConnectionStatus(q *request) (any, error) {
 		return nil, errorf("ValidationException", "Target is required")
 	}
 	status := "notconnected"
-	for _, i := range h.opts.Gateway.Instances() {
-		if i.InstanceID == in.Target && i.PingStatus == mgs.PingStatusOnline {
+	all, err := h.instances(q.ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range all {
+		if i.InstanceID == in.Target && i.pingStatus == mgs.PingStatusOnline {
 			status = "connected"
 		}
 	}

@@ -6,21 +6,27 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
 
 // credentialRE pulls the access key id out of a SigV4 Authorization header.
 var credentialRE = regexp.MustCompile(`Credential=([A-Za-z0-9_+=,.@\-]+)/`)
 
-// caller identifies who made a request from its SigV4 Authorization header.
-// Signatures are not checked: the sandbox trusts loopback callers. The
-// returned name is the access key id, which the ARN and the session id
-// carry (AWS uses the user or role session name).
+// caller identifies who made a request: the caller the sandbox's SigV4
+// check verified (sigv4.CallerFrom), whose ARN and user or role session
+// name AWS puts in the session owner and id. A handler used without that
+// check (unit tests) falls back to the access key id of the Authorization
+// header.
 func (h *Handler) caller(r *http.Request) (arn, name string) {
+	if c := sigv4.CallerFrom(r.Context()); c != nil && c.ARN != "" {
+		return c.ARN, c.Name
+	}
 	name = "sandbox"
 	if m := credentialRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 		name = m[1]
@@ -266,11 +272,12 @@ func (h *Handler) describeSessions(q *request) (any, error) {
 	}
 	var list []sessionOut
 	all := h.opts.Gateway.Sessions()
+	account := h.account(q.ctx)
 	// Newest first, as the console and CLI show them.
 	for i := len(all) - 1; i >= 0; i-- {
 		s := all[i]
 		history := s.Status == mgs.StatusTerminated || s.Status == mgs.StatusFailed
-		if history != (in.State == "History") {
+		if history != (in.State == "History") || ownerAccount(s.Owner, h.opts.AccountID) != account {
 			continue
 		}
 		ok := true
@@ -302,4 +309,12 @@ func (h *Handler) describeSessions(q *request) (any, error) {
 		out["NextToken"] = next
 	}
 	return out, nil
+}
+
+// ownerAccount is the account of a session owner ARN (def when it has none).
+func ownerAccount(owner, def string) string {
+	if parts := strings.SplitN(owner, ":", 6); len(parts) == 6 && parts[4] != "" {
+		return parts[4]
+	}
+	return def
 }
