@@ -17,7 +17,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
-	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
+	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 )
 
@@ -29,6 +29,11 @@ const DefaultAutoAttachInterval = time.Second
 // evaluates (each costs a few API calls); the rest wait for the next polls,
 // taken round-robin.
 const maxChecksPerPoll = 16
+
+// AgentVersionTag on an EC2 instance launched through the sandbox's API
+// chooses the version its auto-attached agent reports (a 4-part version
+// such as 3.0.161.0; Options.AgentVersion otherwise).
+const AgentVersionTag = "ssmkit:agent-version"
 
 // sandboxTagKey marks instances a sandbox launched itself (fleet.Launch
 // sets it at launch time); they already have their agent, or must not get
@@ -79,6 +84,11 @@ type attacher struct {
 	interval time.Duration
 	logf     func(format string, args ...any)
 	done     chan struct{}
+	// autoAttach: attach agents (Options.AutoAttach); without it the
+	// watcher only deregisters terminated instances.
+	autoAttach bool
+	// deregistered instance ids (terminated for good); poll goroutine only.
+	deregistered map[string]bool
 
 	cursor int               // round-robin position among candidates
 	reason map[string]string // last logged reason an instance has no agent
@@ -88,7 +98,8 @@ type attacher struct {
 	closed   bool
 }
 
-// startAttacher starts the watcher; Close stops it.
+// startAttacher starts the watcher; Close stops it. It always deregisters
+// terminated instances; with Options.AutoAttach it also attaches agents.
 func (s *Sandbox) startAttacher() {
 	interval := s.opts.AutoAttachInterval
 	if interval <= 0 {
@@ -98,6 +109,7 @@ func (s *Sandbox) startAttacher() {
 		s: s, ec2: ec2.NewFromConfig(s.awsCfg), iam: iam.NewFromConfig(s.awsCfg),
 		region: s.opts.Region, interval: interval, logf: s.opts.Logf,
 		done: make(chan struct{}), reason: map[string]string{}, attached: map[string]*Instance{},
+		autoAttach: s.opts.AutoAttach, deregistered: map[string]bool{},
 	}
 	s.attacher = a
 	s.wg.Add(1)
@@ -171,6 +183,7 @@ func (a *attacher) poll(ctx context.Context) error {
 		own[i.ID] = true
 	}
 	var running []candidate
+	var terminated []string
 	present := map[string]bool{}
 	p := ec2.NewDescribeInstancesPaginator(a.ec2, &ec2.DescribeInstancesInput{})
 	for p.HasMorePages() {
@@ -181,7 +194,14 @@ func (a *attacher) poll(ctx context.Context) error {
 		for _, r := range out.Reservations {
 			for _, in := range r.Instances {
 				id := aws.ToString(in.InstanceId)
-				if id == "" || own[id] || hasTag(in.Tags, sandboxTagKey, "true") {
+				if id == "" {
+					continue
+				}
+				if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+					terminated = append(terminated, id)
+					continue
+				}
+				if !a.autoAttach || own[id] || hasTag(in.Tags, sandboxTagKey, "true") {
 					continue
 				}
 				if in.State == nil || in.State.Name != ec2types.InstanceStateNameRunning {
@@ -206,6 +226,7 @@ func (a *attacher) poll(ctx context.Context) error {
 		a.logf("auto-attach: %s is no longer running; stopping its agent", i.ID)
 		_ = i.agent.Close()
 	}
+	a.deregister(ctx, terminated)
 	for id := range a.reason {
 		if !present[id] {
 			delete(a.reason, id)
@@ -239,6 +260,33 @@ func (a *attacher) poll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// deregister drops terminated instances from the registry and the
+// gateway, and stops the agents the sandbox ran on them: AWS removes a
+// terminated instance from DescribeInstanceInformation.
+func (a *attacher) deregister(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		if a.deregistered[id] {
+			continue
+		}
+		a.deregistered[id] = true
+		removed, err := a.s.registry.RemoveInstance(ctx, "", id)
+		if err != nil {
+			a.logf("deregistering %s: %v", id, err)
+			continue
+		}
+		_, known := a.s.gateway.Instance(id)
+		a.s.gateway.RemoveInstance(id)
+		for _, i := range a.s.Instances() {
+			if i.ID == id && i.agent != nil {
+				_ = i.agent.Close()
+			}
+		}
+		if removed || known {
+			a.logf("%s was terminated; deregistered", id)
+		}
+	}
+}
+
 // attach registers inst and starts its agent, unless it has one.
 func (a *attacher) attach(ctx context.Context, in ec2types.Instance, role string) error {
 	id := aws.ToString(in.InstanceId)
@@ -252,7 +300,15 @@ func (a *attacher) attach(ctx context.Context, in ec2types.Instance, role string
 	for _, t := range in.Tags {
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
-	inst := &Instance{AgentVersion: agent.DefaultAgentVersion}
+	inst := &Instance{AgentVersion: a.s.defaultAgentVersion()}
+	if v, ok := tags[AgentVersionTag]; ok {
+		if version.Valid(v) {
+			inst.AgentVersion = v
+		} else if a.reason[id] != "bad version "+v {
+			a.reason[id] = "bad version " + v
+			a.logf("auto-attach: %s: tag %s=%q is not a 4-part version such as 3.0.161.0; using %s", id, AgentVersionTag, v, inst.AgentVersion)
+		}
+	}
 	inst.ID = id
 	inst.Name = tags["Name"]
 	inst.PrivateIP = aws.ToString(in.PrivateIpAddress)

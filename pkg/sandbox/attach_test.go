@@ -19,13 +19,13 @@ import (
 
 // launch runs one instance through the sandbox endpoint, as a user's
 // Terraform or AWS CLI would.
-func launch(t *testing.T, c *ec2.Client, name, subnet, profile string, public bool) string {
+func launch(t *testing.T, c *ec2.Client, name, subnet, profile string, public bool, tags ...ec2types.Tag) string {
 	t.Helper()
 	in := &ec2.RunInstancesInput{
 		ImageId: aws.String(fleet.DefaultImageID), InstanceType: ec2types.InstanceType(fleet.DefaultType),
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance,
-			Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(name)}}}},
+			Tags: append([]ec2types.Tag{{Key: aws.String("Name"), Value: aws.String(name)}}, tags...)}},
 	}
 	if public {
 		in.NetworkInterfaces = []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0),
@@ -121,6 +121,7 @@ func TestAutoAttach(t *testing.T) {
 		Instances:          []sandbox.InstanceSpec{{Name: "own"}},
 		AutoAttach:         true,
 		AutoAttachInterval: 200 * time.Millisecond,
+		AgentVersion:       "3.2.582.0",
 	})
 	cfg := sb.AWSConfig()
 	ec2c, ssmc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg)
@@ -132,9 +133,31 @@ func TestAutoAttach(t *testing.T) {
 	noRole := launch(t, ec2c, "tf-norole", net.PublicSubnetID, "", true)
 	private := launch(t, ec2c, "tf-private", net.PrivateSubnetID, sb.InstanceProfileARN(), false)
 	noIP := launch(t, ec2c, "tf-noip", net.PublicSubnetID, sb.InstanceProfileARN(), false)
+	old := launch(t, ec2c, "tf-old", net.PublicSubnetID, sb.InstanceProfileARN(), true,
+		ec2types.Tag{Key: aws.String(sandbox.AgentVersionTag), Value: aws.String("3.0.161.0")})
 
 	waitOnline(t, ssmc, healthy, 10*time.Second)
 	t.Logf("%s Online %v after launch", healthy, time.Since(start).Round(time.Millisecond))
+
+	t.Run("agent version per instance", func(t *testing.T) {
+		waitOnline(t, ssmc, old, 10*time.Second)
+		versions := map[string]string{}
+		out, err := ssmc.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range out.InstanceInformationList {
+			versions[aws.ToString(i.InstanceId)] = aws.ToString(i.AgentVersion)
+		}
+		if versions[old] != "3.0.161.0" || versions[healthy] != "3.2.582.0" || versions[own] != "3.2.582.0" {
+			t.Errorf("agent versions %v: want %s (tag) 3.0.161.0, the others 3.2.582.0 (Options.AgentVersion)", versions, old)
+		}
+		for _, i := range sb.Attached() {
+			if i.ID == old && i.AgentVersion != "3.0.161.0" {
+				t.Errorf("attached %s reports %s", old, i.AgentVersion)
+			}
+		}
+	})
 
 	t.Run("healthy instance is attached once", func(t *testing.T) {
 		got := attachedIDs(sb)
@@ -227,9 +250,13 @@ func TestAutoAttach(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for managed(t, ssmc)[healthy] == ssmtypes.PingStatusOnline || attachedIDs(sb)[healthy] {
+		for {
+			_, listed := managed(t, ssmc)[healthy]
+			if !listed && !attachedIDs(sb)[healthy] {
+				break // deregistered, as AWS does, not kept as an offline node
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s still has its agent after termination", healthy)
+				t.Fatalf("%s is still managed (%v) or has its agent after termination", healthy, managed(t, ssmc)[healthy])
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

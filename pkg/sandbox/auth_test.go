@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,4 +274,71 @@ func signWith(t *testing.T, req *http.Request, body []byte, creds aws.Credential
 	if err := v4.NewSigner().SignHTTP(req.Context(), c, req, hex.EncodeToString(sum[:]), "ssm", region, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBodyLimit: a 100 MB upload is refused with a 413 in S3's shape before
+// its body is read, and nothing reaches moto.
+func TestBodyLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts moto and the sandbox")
+	}
+	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
+	ctx := context.Background()
+	c := s3.NewFromConfig(sb.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {
+		t.Fatal(err)
+	}
+	const size = 100 << 20
+	var sent countingReader
+	sent.r = io.LimitReader(zeros{}, size)
+	req, _ := http.NewRequest(http.MethodPut, sb.URL()+"/big/blob", &sent)
+	req.ContentLength = size
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	sandboxtest.Sign(t, sb, req, nil, "s3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(b, []byte("<Code>EntityTooLarge</Code>")) || !bytes.Contains(b, []byte("--max-request-body")) {
+		t.Errorf("100 MB PUT: %d %s", resp.StatusCode, b)
+	}
+	if n := sent.n.Load(); n >= size/2 {
+		t.Errorf("the client sent %d bytes before the refusal", n)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("big"), Key: aws.String("blob")}); err == nil {
+		t.Error("the refused object reached moto")
+	}
+	// The sandbox's own JSON APIs have the same limit, in their shape.
+	req, _ = http.NewRequest(http.MethodPost, sb.URL()+"/", io.LimitReader(zeros{}, size))
+	req.ContentLength = size
+	req.Header.Set("X-Amz-Target", "AmazonSSM.StartSession")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(b, []byte(`"__type":"RequestEntityTooLargeException"`)) {
+		t.Errorf("100 MB StartSession: %d %s", resp.StatusCode, b)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -59,7 +59,11 @@ type InstanceSpec struct {
 	// Isolated: in a subnet with neither a NAT route nor endpoints, so the
 	// agent could never reach the service.
 	Isolated bool
-	Tags     map[string]string
+	// Hybrid makes an on-premises node instead of an EC2 instance: an
+	// activation, an mi- node registered with it (ComputerName, address,
+	// platform, the activation's role), and its agent.
+	Hybrid bool
+	Tags   map[string]string
 }
 
 // Options configure a Sandbox.
@@ -99,6 +103,11 @@ type Options struct {
 	// including those it passes on to moto (sigv4.DefaultMaxBody when
 	// zero); larger ones get a 413 in AWS's shape.
 	MaxRequestBody int64
+	// AgentVersion is the version of agents that get none of their own:
+	// instances without InstanceSpec.AgentVersion and auto-attached
+	// instances without an AgentVersionTag (agent.DefaultAgentVersion when
+	// empty).
+	AgentVersion string
 	// Credential is the root credential clients must sign with. Zero means
 	// fresh random credentials for this run (sigv4.NewRootCredential).
 	Credential sigv4.Credential
@@ -109,6 +118,9 @@ type Instance struct {
 	fleet.Instance
 	AgentVersion string
 	Offline      bool
+	// Hybrid: an mi- node registered with ActivationID.
+	Hybrid       bool
+	ActivationID string
 	agent        *agent.Agent
 }
 
@@ -221,7 +233,8 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.creds = sigv4.NewStore(s.cred)
 	s.registry = ssmapi.NewMemoryInstances()
 	api, err := ssmapi.New(ssmapi.Options{MotoURL: s.motoURL, Gateway: s.gateway, Instances: s.registry, Region: opts.Region, Logf: opts.Logf,
-		PreferenceMinute: opts.PreferenceMinute, LegacyNonInteractiveDocument: opts.LegacyNonInteractiveDocument, Credentials: s.creds})
+		PreferenceMinute: opts.PreferenceMinute, LegacyNonInteractiveDocument: opts.LegacyNonInteractiveDocument, Credentials: s.creds,
+		OnDeregister: s.deregistered})
 	if err != nil {
 		return nil, err
 	}
@@ -265,15 +278,16 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	if opts.AutoAttach {
-		s.startAttacher()
-	}
+	s.startAttacher()
 	return s, nil
 }
 
 // AddInstance launches an instance in moto and, when it can be managed,
 // starts its agent.
 func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance, error) {
+	if spec.Hybrid {
+		return s.addHybrid(ctx, spec)
+	}
 	insts, err := fleet.Launch(ctx, ec2.NewFromConfig(s.awsCfg), s.network, s.profile,
 		[]fleet.Spec{{Name: spec.Name, NoRole: spec.NoRole, Isolated: spec.Isolated, Tags: spec.Tags}})
 	if err != nil {
@@ -281,7 +295,7 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 	}
 	inst := &Instance{Instance: insts[0], AgentVersion: spec.AgentVersion, Offline: spec.Offline}
 	if inst.AgentVersion == "" {
-		inst.AgentVersion = agent.DefaultAgentVersion
+		inst.AgentVersion = s.defaultAgentVersion()
 	}
 	s.mu.Lock()
 	s.instances = append(s.instances, inst)
@@ -303,6 +317,14 @@ func (s *Sandbox) AddInstance(ctx context.Context, spec InstanceSpec) (*Instance
 	}
 	s.startAgent(inst)
 	return inst, nil
+}
+
+// defaultAgentVersion is Options.AgentVersion, else the current agent's.
+func (s *Sandbox) defaultAgentVersion() string {
+	if s.opts.AgentVersion != "" {
+		return s.opts.AgentVersion
+	}
+	return agent.DefaultAgentVersion
 }
 
 // instanceInfo is what the registry records when inst's agent registers.
@@ -348,6 +370,21 @@ func (s *Sandbox) startAgent(inst *Instance) {
 // for GetDocument keeps the version chosen at start.
 func (s *Sandbox) SetLegacyNonInteractiveDocument(legacy bool) {
 	s.api.SetLegacyNonInteractiveDocument(legacy)
+}
+
+// deregistered stops the agent of a node DeregisterManagedInstance removed:
+// on AWS its credentials stop working.
+func (s *Sandbox) deregistered(id string) {
+	for _, i := range s.Instances() {
+		if i.ID == id && i.agent != nil {
+			a := i.agent
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_ = a.Close()
+			}()
+		}
+	}
 }
 
 // Sessions lists the sessions the instance's agent is serving.
@@ -410,6 +447,11 @@ func (s *Sandbox) ClientTLS() *tls.Config { return s.tlsCfg }
 
 // Gateway is the sandbox's ssmmessages service.
 func (s *Sandbox) Gateway() *mgs.Service { return s.gateway }
+
+// credentials are the root credentials for signing.
+func (s *Sandbox) credentials() aws.Credentials {
+	return aws.Credentials{AccessKeyID: s.cred.AccessKeyID, SecretAccessKey: s.cred.SecretAccessKey}
+}
 
 // Credentials are this run's root credentials: every request to the
 // endpoint must be SigV4-signed with them (or with credentials minted

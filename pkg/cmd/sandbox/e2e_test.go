@@ -89,7 +89,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 	})
 
 	start := time.Now()
-	out, stderr, code := ssmkit(t, bin, "sandbox", "up", "--state-dir", dir, "--instances", "3", "--tls")
+	out, stderr, code := ssmkit(t, bin, "sandbox", "up", "--state-dir", dir, "--instances", "3", "--tls", "--instance", "lab:hybrid")
 	if code != 0 {
 		if strings.Contains(stderr, "pip install") {
 			testutil.MissingTool(t, "moto is not installed: %s; %s", stderr, testutil.InstallMoto)
@@ -118,7 +118,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 	if len(tree) == 0 {
 		t.Errorf("the serve process %d has no children (moto?)", st.PID)
 	}
-	if n := strings.Count(out, "Online"); n != 3 || !strings.Contains(stderr, `eval "$(ssmkit sandbox env --state-dir`) {
+	if n := strings.Count(out, "Online"); n != 4 || !strings.Contains(stderr, `eval "$(ssmkit sandbox env --state-dir`) {
 		t.Errorf("up printed %d Online rows:\n%s%s", n, out, stderr)
 	}
 
@@ -143,7 +143,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 				online++
 			}
 		}
-		if !got.Running || !got.Reachable || got.State == nil || got.PID != st.PID || online != 3 || got.CA == "" {
+		if !got.Running || !got.Reachable || got.State == nil || got.PID != st.PID || online != 4 || got.CA == "" {
 			t.Errorf("status %+v", got)
 		}
 	})
@@ -159,7 +159,34 @@ func TestSandboxCommandCycle(t *testing.T) {
 				t.Errorf("env lacks %q:\n%s", want, out)
 			}
 		}
-		registerThroughAgentConfig(t, st.AgentConfig, parseExports(t, out))
+		env := parseExports(t, out)
+		registerThroughAgentConfig(t, st.AgentConfig, env)
+
+		// `ssmkit ls` in that environment shows the hybrid node.
+		var hybrid InstanceState
+		for _, i := range st.Instances {
+			if i.Hybrid {
+				hybrid = i
+			}
+		}
+		cmd := exec.Command(bin, "ls")
+		cmd.Env = append(os.Environ(), "NO_COLOR=1", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		lsOut, err := cmd.CombinedOutput()
+		if err != nil || !strings.HasPrefix(hybrid.ID, "mi-") {
+			t.Fatalf("ssmkit ls: %v (hybrid %+v)\n%s", err, hybrid, lsOut)
+		}
+		found := false
+		for _, line := range strings.Split(string(lsOut), "\n") {
+			if strings.Contains(line, hybrid.ID) && strings.HasPrefix(line, "lab") && strings.Contains(line, "Online") && strings.Contains(line, "192.168.") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("ssmkit ls does not show the hybrid node %s:\n%s", hybrid.ID, lsOut)
+		}
 	})
 
 	t.Run("foreground until interrupted", func(t *testing.T) {

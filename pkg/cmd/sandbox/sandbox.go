@@ -52,7 +52,9 @@ type InstanceState struct {
 	AgentVersion string `json:"agent_version"`
 	PrivateIP    string `json:"private_ip"`
 	// Health is healthy, offline, no-role or isolated.
-	Health string            `json:"health"`
+	Health string `json:"health"`
+	// Hybrid: an on-premises mi- node registered with an activation.
+	Hybrid bool              `json:"hybrid,omitempty"`
 	Tags   map[string]string `json:"tags,omitempty"`
 }
 

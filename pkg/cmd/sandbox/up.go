@@ -116,11 +116,14 @@ func NewCmdUp(f *cmdutil.Factory, runF func(*UpOptions) error) *cobra.Command {
 			"  no-role              no instance profile: never registers\n" +
 			"  isolated             in a subnet with neither a NAT route nor endpoints: never registers\n" +
 			"  version=X.Y.Z.W      the agent version it reports (old versions use basic port mode)\n" +
+			"  hybrid               an on-premises node: an activation and an mi- node registered with it\n" +
+			"                       (computer name, address, the activation's role), no EC2 instance\n" +
 			"  tag=KEY=VALUE        an EC2 tag (repeatable)\n\n" +
 			"With --auto-attach (the default) any EC2 instance launched through the sandbox's API\n" +
 			"(Terraform, the AWS CLI) gets an emulated agent as soon as a real one could register:\n" +
 			"running, an instance profile allowing the core SSM actions, and a NAT/internet route or\n" +
-			"the ssm, ssmmessages and ec2messages endpoints in its VPC.\n\n" +
+			"the ssm, ssmmessages and ec2messages endpoints in its VPC. Its agent reports the version in\n" +
+			"the instance's ssmkit:agent-version tag, else --agent-version.\n\n" +
 			"Who can use it: every request must be SigV4-signed with the random credentials of this run\n" +
 			"(`ssmkit sandbox env` prints them; the state file holding them is readable by you only), or\n" +
 			"with credentials minted through the sandbox (STS, IAM CreateAccessKey). Data and control\n" +
@@ -177,8 +180,8 @@ func NewCmdServe(f *cmdutil.Factory, runF func(*UpOptions) error) *cobra.Command
 func upFlags(cmd *cobra.Command, opts *UpOptions, specs *[]string) {
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Healthy, "instances", DefaultInstances, "Number of healthy instances (web-1…web-N); 0 when only --instance is given")
-	fl.StringArrayVar(specs, "instance", nil, "Add an instance: name[:offline,no-role,isolated,version=X.Y.Z.W,tag=K=V] (repeatable)")
-	fl.StringVar(&opts.AgentVersion, "agent-version", "", "Agent version of instances without version= (default the current agent's)")
+	fl.StringArrayVar(specs, "instance", nil, "Add an instance: name[:offline,no-role,isolated,hybrid,version=X.Y.Z.W,tag=K=V] (repeatable)")
+	fl.StringVar(&opts.AgentVersion, "agent-version", "", "Agent version of instances without version= and of auto-attached instances without an ssmkit:agent-version tag (default the current agent's)")
 	fl.StringVar(&opts.MotoURL, "moto-url", "", "Use this running moto server instead of starting one")
 	fl.BoolVar(&opts.TLS, "tls", false, "Serve https/wss with a local CA (needed by a real SSM Agent)")
 	fl.IntVar(&opts.Port, "port", 0, "Loopback port of the endpoint (default: a free one)")
@@ -258,6 +261,8 @@ func ParseInstanceSpec(s string) (sandbox.InstanceSpec, error) {
 			spec.NoRole = true
 		case opt == "isolated":
 			spec.Isolated = true
+		case opt == "hybrid":
+			spec.Hybrid = true
 		case key == "version" && hasVal:
 			if !version.Valid(val) {
 				return spec, fmt.Errorf("--instance %q: version %q is not a 4-part version such as 3.0.161.0", s, val)
@@ -273,8 +278,11 @@ func ParseInstanceSpec(s string) (sandbox.InstanceSpec, error) {
 			}
 			spec.Tags[k] = v
 		default:
-			return spec, fmt.Errorf("--instance %q: unknown option %q (want offline, no-role, isolated, version=X.Y.Z.W or tag=K=V)", s, opt)
+			return spec, fmt.Errorf("--instance %q: unknown option %q (want offline, no-role, isolated, hybrid, version=X.Y.Z.W or tag=K=V)", s, opt)
 		}
+	}
+	if spec.Hybrid && (spec.NoRole || spec.Isolated) {
+		return spec, fmt.Errorf("--instance %q: no-role and isolated describe EC2 instances, not a hybrid node", s)
 	}
 	if spec.Offline && (spec.NoRole || spec.Isolated) {
 		return spec, fmt.Errorf("--instance %q: offline applies to a registered instance; no-role and isolated never register", s)
@@ -386,6 +394,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 
 		LegacyNonInteractiveDocument: opts.LegacyNonInteractive,
 		MaxRequestBody:               opts.MaxRequestBody,
+		AgentVersion:                 opts.AgentVersion,
 	})
 	if err != nil {
 		return err
@@ -413,7 +422,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 			health = "offline"
 		}
 		st.Instances = append(st.Instances, InstanceState{Name: i.Name, ID: i.ID, AgentVersion: i.AgentVersion,
-			PrivateIP: i.PrivateIP, Health: health, Tags: i.Spec.Tags})
+			PrivateIP: i.PrivateIP, Health: health, Hybrid: i.Hybrid, Tags: i.Spec.Tags})
 	}
 	if opts.TLS {
 		if st.AgentConfig, err = writeAgentConfig(opts.StateDir, sb); err != nil {

@@ -30,6 +30,11 @@ const (
 	publicCIDR       = "10.42.1.0/24"
 	privateCIDR      = "10.42.2.0/24"
 	ec2TrustDocument = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	// HybridRoleName is the service role of the sandbox's hybrid
+	// activations: trusted by ssm.amazonaws.com, with the core policy.
+	HybridRoleName      = "ssmkit-sandbox-hybrid"
+	ssmTrustDocument    = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ssm.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	hybridRoleDescribed = "ssmkit sandbox hybrid (on-premises) managed nodes"
 )
 
 // Network is the sandbox VPC.
@@ -218,23 +223,38 @@ func describeNetwork(ctx context.Context, api EC2API, vpcID string) (Network, er
 	return n, err
 }
 
+// ensureRole creates a role with trust and the core policy unless it
+// exists.
+func ensureRole(ctx context.Context, api IAMAPI, name, trust, description string) error {
+	if _, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)}); err != nil {
+		var nf *iamtypes.NoSuchEntityException
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("looking up role %s: %w", name, err)
+		}
+		if _, err := api.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name),
+			AssumeRolePolicyDocument: aws.String(trust), Description: aws.String(description)}); err != nil {
+			return fmt.Errorf("creating role %s: %w", name, err)
+		}
+		if _, err := api.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(CorePolicyARN)}); err != nil {
+			return fmt.Errorf("attaching %s to %s (is moto running with MOTO_IAM_LOAD_MANAGED_POLICIES=true?): %w", CorePolicyARN, name, err)
+		}
+	}
+	return nil
+}
+
+// EnsureHybridRole creates the service role of hybrid activations (trusted
+// by ssm.amazonaws.com, with AmazonSSMManagedInstanceCore) on first use and
+// returns its name.
+func EnsureHybridRole(ctx context.Context, api IAMAPI) (string, error) {
+	return HybridRoleName, ensureRole(ctx, api, HybridRoleName, ssmTrustDocument, hybridRoleDescribed)
+}
+
 // EnsureInstanceProfile returns the sandbox instance profile, creating the
 // role (trusted by ec2.amazonaws.com, with AmazonSSMManagedInstanceCore)
 // and the profile on first use.
 func EnsureInstanceProfile(ctx context.Context, api IAMAPI) (string, error) {
-	if _, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(RoleName)}); err != nil {
-		var nf *iamtypes.NoSuchEntityException
-		if !errors.As(err, &nf) {
-			return "", fmt.Errorf("looking up role %s: %w", RoleName, err)
-		}
-		if _, err := api.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(RoleName),
-			AssumeRolePolicyDocument: aws.String(ec2TrustDocument),
-			Description:              aws.String("ssmkit sandbox managed instances")}); err != nil {
-			return "", fmt.Errorf("creating role %s: %w", RoleName, err)
-		}
-		if _, err := api.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(RoleName), PolicyArn: aws.String(CorePolicyARN)}); err != nil {
-			return "", fmt.Errorf("attaching %s to %s (is moto running with MOTO_IAM_LOAD_MANAGED_POLICIES=true?): %w", CorePolicyARN, RoleName, err)
-		}
+	if err := ensureRole(ctx, api, RoleName, ec2TrustDocument, "ssmkit sandbox managed instances"); err != nil {
+		return "", err
 	}
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(ProfileName)})
 	if err == nil {

@@ -63,6 +63,11 @@ func (s *Service) createControlChannel(w http.ResponseWriter, r *http.Request, i
 		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "service is shutting down")
 		return
 	}
+	if s.removed[instanceID] {
+		s.mu.Unlock()
+		writeError(w, http.StatusBadRequest, "AccessDeniedException", "instance "+instanceID+" is deregistered")
+		return
+	}
 	inst := s.instanceLocked(instanceID)
 	if c := sigv4.CallerFrom(r.Context()); c != nil {
 		inst.accountID = c.AccountID
@@ -229,6 +234,21 @@ func (s *Service) agentTaskComplete(cc *controlConn, instanceID string, m *wire.
 	s.mu.Unlock()
 	if ss != nil {
 		s.endSession(ss, "", endByAgent)
+	}
+}
+
+// RemoveInstance deregisters an instance: its control channel (if open) is
+// closed, it no longer appears in Instances, and CreateControlChannel for
+// it is refused from now on, as AWS refuses a deregistered or terminated
+// node.
+func (s *Service) RemoveInstance(id string) {
+	s.mu.Lock()
+	inst := s.instances[id]
+	delete(s.instances, id)
+	s.removed[id] = true
+	s.mu.Unlock()
+	if inst != nil && inst.cc != nil {
+		_ = inst.cc.conn.Close()
 	}
 }
 

@@ -110,6 +110,7 @@ type Service struct {
 	mu        sync.Mutex
 	closed    bool
 	instances map[string]*instance
+	removed   map[string]bool // deregistered instance ids
 	sessions  map[string]*session
 	order     []string                     // session ids in start order
 	conns     map[*transport.Conn]struct{} // every open websocket, for Close
@@ -165,6 +166,7 @@ func New(opts Options) (*Service, error) {
 			WriteTimeout: opts.WriteTimeout,
 		}},
 		instances: make(map[string]*instance),
+		removed:   make(map[string]bool),
 		sessions:  make(map[string]*session),
 		conns:     make(map[*transport.Conn]struct{}),
 	}, nil

@@ -16,6 +16,7 @@ package ssmapi
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,9 @@ type Gateway interface {
 	TerminateSession(sessionID, reason string) error
 	Sessions() []mgs.SessionInfo
 	Instances() []mgs.InstanceInfo
+	// RemoveInstance forgets an instance's control channel (closing it):
+	// a deregistered node leaves DescribeInstanceInformation.
+	RemoveInstance(instanceID string)
 }
 
 // DocumentGetter reads documents (the SSM client pointed at moto).
@@ -98,6 +102,9 @@ type Options struct {
 	// verified caller's account to moto (x-moto-account-id), so that
 	// moto's view and the sandbox's own agree.
 	Credentials *sigv4.Store
+	// OnDeregister, when set, is told the id of every node
+	// DeregisterManagedInstance removed (the sandbox stops its agent).
+	OnDeregister func(instanceID string)
 	// LegacyNonInteractiveDocument serves AWS-StartNonInteractiveCommand
 	// without its separateOutputStream, stdoutSeparatorPrefix and
 	// stderrSeparatorPrefix parameters, as AWS may: StartSession with them
@@ -115,8 +122,9 @@ type Handler struct {
 
 	legacyNonInteractive atomic.Bool
 
-	mu       sync.Mutex
-	settings map[string]serviceSetting
+	mu          sync.Mutex
+	settings    map[string]serviceSetting
+	activations map[string]*activation
 }
 
 // SetLegacyNonInteractiveDocument switches the AWS-StartNonInteractiveCommand
@@ -153,7 +161,7 @@ func New(opts Options) (*Handler, error) {
 			HTTPClient:   &http.Client{Transport: opts.ProxyTransport, Timeout: 30 * time.Second},
 		})
 	}
-	h := &Handler{opts: opts, now: opts.Now, settings: make(map[string]serviceSetting)}
+	h := &Handler{opts: opts, now: opts.Now, settings: make(map[string]serviceSetting), activations: make(map[string]*activation)}
 	h.legacyNonInteractive.Store(opts.LegacyNonInteractiveDocument)
 	if h.now == nil {
 		h.now = time.Now
@@ -183,9 +191,17 @@ func New(opts Options) (*Handler, error) {
 		"ResumeSession":               h.resumeSession,
 		"TerminateSession":            h.terminateSession,
 		"DescribeSessions":            h.describeSessions,
+		"CreateActivation":            h.createActivation,
+		"DescribeActivations":         h.describeActivations,
+		"DeleteActivation":            h.deleteActivation,
+		"RegisterManagedInstance":     h.registerManagedInstance,
+		"DeregisterManagedInstance":   h.deregisterManagedInstance,
 	}
 	return h, nil
 }
+
+// equalSecret compares secrets (activation codes) in constant time.
+func equalSecret(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 // logf forwards to Options.Logf.
 func (h *Handler) logf(format string, args ...any) {

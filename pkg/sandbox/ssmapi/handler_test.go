@@ -699,3 +699,87 @@ func TestLegacyNonInteractiveDocument(t *testing.T) {
 	}
 	next()
 }
+
+func TestActivations(t *testing.T) {
+	s := newSandbox(t)
+	ctx := context.Background()
+	act, err := s.ssm.CreateActivation(ctx, &ssm.CreateActivationInput{IamRole: aws.String("hybrid-role"), DefaultInstanceName: aws.String("onprem"),
+		RegistrationLimit: aws.Int32(1), Tags: []ssmtypes.Tag{{Key: aws.String("site"), Value: aws.String("lab")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(aws.ToString(act.ActivationCode)) != 20 || aws.ToString(act.ActivationId) == "" {
+		t.Fatalf("activation = %+v", act)
+	}
+	if _, err := s.ssm.CreateActivation(ctx, &ssm.CreateActivationInput{IamRole: aws.String("r"), RegistrationLimit: aws.Int32(1001)}); err == nil {
+		t.Error("a registration limit over 1000 was accepted")
+	}
+	other, _ := s.ssm.CreateActivation(ctx, &ssm.CreateActivationInput{IamRole: aws.String("other-role")})
+
+	register := func(id, code string) (string, map[string]any) {
+		t.Helper()
+		code2, _, body := s.raw("AmazonSSM.RegisterManagedInstance", `{"ActivationId":"`+id+`","ActivationCode":"`+code+`","PublicKey":"k","PublicKeyType":"Rsa"}`)
+		if code2 != 200 {
+			return "", body
+		}
+		return body["InstanceId"].(string), nil
+	}
+	if _, e := register(aws.ToString(act.ActivationId), "WRONGCODE0123456789X"); e["__type"] != "InvalidActivation" {
+		t.Errorf("wrong code: %v", e)
+	}
+	mi, e := register(aws.ToString(act.ActivationId), aws.ToString(act.ActivationCode))
+	if !strings.HasPrefix(mi, "mi-") || len(mi) != 20 {
+		t.Fatalf("RegisterManagedInstance: %q %v", mi, e)
+	}
+	if _, e := register(aws.ToString(act.ActivationId), aws.ToString(act.ActivationCode)); e["__type"] != "InvalidActivation" {
+		t.Errorf("over the registration limit: %v", e)
+	}
+
+	// The node is a managed instance with the activation's role and name.
+	out, err := s.ssm.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{
+		{Key: aws.String("ActivationIds"), Values: []string{aws.ToString(act.ActivationId)}}}})
+	if err != nil || len(out.InstanceInformationList) != 1 {
+		t.Fatalf("by activation: %v %+v", err, out)
+	}
+	n := out.InstanceInformationList[0]
+	if aws.ToString(n.InstanceId) != mi || n.ResourceType != ssmtypes.ResourceTypeManagedInstance || aws.ToString(n.IamRole) != "hybrid-role" ||
+		aws.ToString(n.Name) != "onprem" || aws.ToString(n.ActivationId) != aws.ToString(act.ActivationId) || string(n.SourceType) != "AWS::SSM::ManagedInstance" {
+		t.Errorf("node = %+v", n)
+	}
+
+	list, err := s.ssm.DescribeActivations(ctx, &ssm.DescribeActivationsInput{Filters: []ssmtypes.DescribeActivationsFilter{
+		{FilterKey: ssmtypes.DescribeActivationsFilterKeysIamRole, FilterValues: []string{"hybrid-role"}}}})
+	if err != nil || len(list.ActivationList) != 1 {
+		t.Fatalf("DescribeActivations: %v %+v", err, list)
+	}
+	if a := list.ActivationList[0]; aws.ToInt32(a.RegistrationsCount) != 1 || aws.ToInt32(a.RegistrationLimit) != 1 || a.Expired || aws.ToString(a.DefaultInstanceName) != "onprem" ||
+		len(a.Tags) != 1 || a.ExpirationDate == nil || a.ExpirationDate.Sub(*a.CreatedDate) != 24*time.Hour {
+		t.Errorf("activation = %+v", a)
+	}
+	if all, _ := s.ssm.DescribeActivations(ctx, &ssm.DescribeActivationsInput{}); len(all.ActivationList) != 2 {
+		t.Errorf("all activations: %+v", all)
+	}
+
+	if _, err := s.ssm.DeleteActivation(ctx, &ssm.DeleteActivationInput{ActivationId: other.ActivationId}); err != nil {
+		t.Fatal(err)
+	}
+	var ia *ssmtypes.InvalidActivationId
+	if _, err := s.ssm.DeleteActivation(ctx, &ssm.DeleteActivationInput{ActivationId: other.ActivationId}); !errors.As(err, &ia) {
+		t.Errorf("deleting twice: %v", err)
+	}
+
+	// Deregistering removes the node.
+	if _, err := s.ssm.DeregisterManagedInstance(ctx, &ssm.DeregisterManagedInstanceInput{InstanceId: aws.String(mi)}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = s.ssm.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+	for _, i := range out.InstanceInformationList {
+		if aws.ToString(i.InstanceId) == mi {
+			t.Errorf("deregistered node still listed: %+v", i)
+		}
+	}
+	var iid *ssmtypes.InvalidInstanceId
+	if _, err := s.ssm.DeregisterManagedInstance(ctx, &ssm.DeregisterManagedInstanceInput{InstanceId: aws.String(mi)}); !errors.As(err, &iid) {
+		t.Errorf("deregistering twice: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package ssmapi
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,7 +37,9 @@ type InstanceInfo struct {
 	ResourceType      string
 	IAMRole           string
 	AssociationStatus string
-	RegistrationDate  time.Time
+	// ActivationID is the hybrid activation an mi- node registered with.
+	ActivationID     string
+	RegistrationDate time.Time
 	// LastPing is the last UpdateInstanceInformation (or other sign of
 	// life the registry saw); the control channel's is also considered.
 	LastPing time.Time
@@ -119,6 +122,7 @@ func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) e
 	merge(&cur.ResourceType, info.ResourceType)
 	merge(&cur.IAMRole, info.IAMRole)
 	merge(&cur.AssociationStatus, info.AssociationStatus)
+	merge(&cur.ActivationID, info.ActivationID)
 	if !info.RegistrationDate.IsZero() && cur.RegistrationDate.IsZero() {
 		cur.RegistrationDate = info.RegistrationDate
 	}
@@ -143,6 +147,21 @@ func (m *MemoryInstances) RemoveInstance(_ context.Context, accountID, instanceI
 	_, ok := m.byID[key]
 	delete(m.byID, key)
 	return ok, nil
+}
+
+// SetLastPing sets an instance's last sign of life, earlier or later than
+// the stored one (an agent that went silent long ago).
+func (m *MemoryInstances) SetLastPing(instanceID, accountID string, t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := registryKey(accountID, instanceID)
+	cur, ok := m.byID[key]
+	if !ok {
+		return fmt.Errorf("instance %s is not registered", instanceID)
+	}
+	cur.LastPing = t
+	m.byID[key] = cur
+	return nil
 }
 
 // Put stores info as is (replacing any earlier record).
@@ -262,6 +281,7 @@ type instanceInformation struct {
 	IamRole           string   `json:",omitempty"`
 	RegistrationDate  *float64 `json:",omitempty"`
 	ResourceType      string
+	ActivationId      string `json:",omitempty"`
 	AssociationStatus string `json:",omitempty"`
 	SourceId          string
 	SourceType        string
@@ -292,6 +312,8 @@ func (fs filterSet) match(v instanceView) bool {
 			got = []string{v.AssociationStatus}
 		case f.key == "IamRole":
 			got = []string{v.IAMRole}
+		case f.key == "ActivationIds":
+			got = []string{v.ActivationID}
 		case f.key == "tag-key":
 			for k := range v.Tags {
 				got = append(got, k)
@@ -398,6 +420,7 @@ func (h *Handler) describeInstanceInformation(q *request) (any, error) {
 			Name:              v.Name,
 			IamRole:           v.IAMRole,
 			ResourceType:      v.ResourceType,
+			ActivationId:      v.ActivationID,
 			AssociationStatus: v.AssociationStatus,
 			SourceId:          v.InstanceID,
 			SourceType:        "AWS::EC2::Instance",
