@@ -108,6 +108,13 @@ type Options struct {
 	// instances without an AgentVersionTag (agent.DefaultAgentVersion when
 	// empty).
 	AgentVersion string
+	// Proxy starts the intercepting HTTPS proxy (see proxy.go) on a second
+	// loopback port: clients with HTTPS_PROXY set to ProxyURL reach AWS's
+	// real host names (kms.<region>.amazonaws.com…) and are served by the
+	// sandbox, trusting its CA (created even without TLS).
+	Proxy bool
+	// ProxyAddr is the proxy's listen address (default 127.0.0.1:0).
+	ProxyAddr string
 	// Credential is the root credential clients must sign with. Zero means
 	// fresh random credentials for this run (sigv4.NewRootCredential).
 	Credential sigv4.Credential
@@ -139,6 +146,8 @@ type Sandbox struct {
 	creds    *sigv4.Store
 	tlsCfg   *tls.Config // clients' view: trusts the CA
 	caFile   string
+	ca       *authority // with TLS or the proxy
+	proxy    *proxy
 	ownState bool
 	awsCfg   aws.Config
 	network  fleet.Network
@@ -166,12 +175,8 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	host, _, err := net.SplitHostPort(opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", opts.Addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("listen address %q: the sandbox binds to loopback only", opts.Addr)
+	if err := loopbackOnly(opts.Addr); err != nil {
+		return nil, err
 	}
 	s := &Sandbox{opts: opts}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -216,10 +221,13 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	var serverTLS *tls.Config
 	if opts.TLS {
 		scheme = "https"
-		serverTLS, s.tlsCfg, s.caFile, err = makeTLS(s.opts.StateDir)
-		if err != nil {
+		if s.ca, err = loadAuthority(s.opts.StateDir); err != nil {
 			return nil, err
 		}
+		if serverTLS, err = s.ca.serverConfig(); err != nil {
+			return nil, err
+		}
+		s.tlsCfg, s.caFile = s.ca.clientConfig(), s.ca.file
 	}
 	s.url = fmt.Sprintf("%s://%s", scheme, s.ln.Addr().String())
 	s.gateway, err = mgs.New(mgs.Options{BaseURL: s.url, Logf: opts.Logf})
@@ -244,8 +252,27 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	mux.Handle("/v1/data-channel/", s.gateway)
 	mux.Handle("/", api)
 	verifier := &sigv4.Verifier{Store: s.creds}
-	s.srv = &http.Server{Handler: verifier.Middleware(mux, opts.MaxRequestBody), ReadHeaderTimeout: 15 * time.Second, TLSConfig: serverTLS,
+	handler := verifier.Middleware(mux, opts.MaxRequestBody)
+	s.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 15 * time.Second, TLSConfig: serverTLS,
 		ErrorLog: nil}
+	if opts.Proxy {
+		addr := opts.ProxyAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if err := loopbackOnly(addr); err != nil {
+			return nil, fmt.Errorf("proxy %w", err)
+		}
+		if s.ca == nil {
+			if s.ca, err = loadAuthority(s.opts.StateDir); err != nil {
+				return nil, err
+			}
+			s.caFile = s.ca.file
+		}
+		if s.proxy, err = startProxy(addr, s.ca, handler, opts.Logf); err != nil {
+			return nil, err
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -280,6 +307,18 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	s.startAttacher()
 	return s, nil
+}
+
+// loopbackOnly checks that addr is a loopback listen address.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("listen address %q: the sandbox binds to loopback only", addr)
+	}
+	return nil
 }
 
 // AddInstance launches an instance in moto and, when it can be managed,
@@ -436,7 +475,25 @@ func (s *Sandbox) MotoURL() string { return s.motoURL }
 // Region is the sandbox's region.
 func (s *Sandbox) Region() string { return s.opts.Region }
 
-// CAFile is the CA certificate clients must trust with TLS on ("" otherwise).
+// ProxyURL is the intercepting proxy's URL for HTTPS_PROXY ("" without
+// Options.Proxy).
+func (s *Sandbox) ProxyURL() string {
+	if s.proxy == nil {
+		return ""
+	}
+	return s.proxy.URL()
+}
+
+// ProxyRequests is how many requests for host (e.g.
+// kms.us-east-1.amazonaws.com) clients sent through the proxy.
+func (s *Sandbox) ProxyRequests(host string) int {
+	if s.proxy == nil {
+		return 0
+	}
+	return s.proxy.requestsTo(host)
+}
+
+// CAFile is the CA certificate clients must trust with TLS or the proxy on ("" otherwise).
 func (s *Sandbox) CAFile() string { return s.caFile }
 
 // StateDir is where the sandbox writes.
@@ -486,6 +543,11 @@ func (s *Sandbox) Env() []string {
 	if s.caFile != "" {
 		env = append(env, "AWS_CA_BUNDLE="+s.caFile, "SSL_CERT_FILE="+s.caFile)
 	}
+	if s.proxy != nil {
+		// Loopback stays direct: the endpoint itself, StreamUrls, moto.
+		const direct = "127.0.0.1,localhost,::1"
+		env = append(env, "HTTPS_PROXY="+s.proxy.URL(), "https_proxy="+s.proxy.URL(), "NO_PROXY="+direct, "no_proxy="+direct)
+	}
 	return env
 }
 
@@ -504,6 +566,9 @@ func (s *Sandbox) Close() error {
 		}
 		if s.gateway != nil {
 			_ = s.gateway.Close()
+		}
+		if s.proxy != nil {
+			s.proxy.close()
 		}
 		if s.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -89,7 +89,7 @@ func TestSandboxCommandCycle(t *testing.T) {
 	})
 
 	start := time.Now()
-	out, stderr, code := ssmkit(t, bin, "sandbox", "up", "--state-dir", dir, "--instances", "3", "--tls", "--instance", "lab:hybrid")
+	out, stderr, code := ssmkit(t, bin, "sandbox", "up", "--state-dir", dir, "--instances", "3", "--tls", "--proxy", "--instance", "lab:hybrid")
 	if code != 0 {
 		if strings.Contains(stderr, "pip install") {
 			testutil.MissingTool(t, "moto is not installed: %s; %s", stderr, testutil.InstallMoto)
@@ -186,6 +186,30 @@ func TestSandboxCommandCycle(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("ssmkit ls does not show the hybrid node %s:\n%s", hybrid.ID, lsOut)
+		}
+
+		// The AWS CLI without any endpoint setting reaches the real host
+		// name, kms.<region>.amazonaws.com, through HTTPS_PROXY.
+		awsBin, err := exec.LookPath("aws")
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("the AWS CLI is required in CI: %v", err)
+			}
+			t.Skipf("the AWS CLI is not installed: %v", err)
+		}
+		if env["HTTPS_PROXY"] == "" || env["HTTPS_PROXY"] != st.ProxyURL {
+			t.Fatalf("env has no HTTPS_PROXY for the proxy %q", st.ProxyURL)
+		}
+		cli := exec.Command(awsBin, "kms", "create-key", "--description", "through the proxy", "--output", "json")
+		cli.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
+		for k, v := range env {
+			if k != "AWS_ENDPOINT_URL" {
+				cli.Env = append(cli.Env, k+"="+v)
+			}
+		}
+		cliOut, err := cli.CombinedOutput()
+		if err != nil || !strings.Contains(string(cliOut), `"KeyId"`) {
+			t.Errorf("aws kms create-key through the proxy: %v\n%s", err, cliOut)
 		}
 	})
 

@@ -22,8 +22,10 @@ func NewCmdEnv(f *cmdutil.Factory, runF func(*EnvOptions) error) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "Print the environment that points AWS clients at the sandbox",
-		Long: "Print export lines for a POSIX shell: AWS_ENDPOINT_URL, the region and the sandbox's\n" +
-			"dummy credentials, and with a --tls sandbox AWS_CA_BUNDLE and SSL_CERT_FILE for its CA.\n" +
+		Long: "Print export lines for a POSIX shell: AWS_ENDPOINT_URL, the region and this run's\n" +
+			"credentials (random per 'up'; every request must be signed with them), with a --tls or\n" +
+			"--proxy sandbox AWS_CA_BUNDLE and SSL_CERT_FILE for its CA, and with a --proxy sandbox\n" +
+			"HTTPS_PROXY (and NO_PROXY for loopback), so tools that ignore AWS_ENDPOINT_URL reach it too.\n" +
 			"A --tls sandbox also writes a configuration for a real SSM Agent to its state\n" +
 			"directory; the output names it in a comment.",
 		Example: "  eval \"$(ssmkit sandbox env)\"",

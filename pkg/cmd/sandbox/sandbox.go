@@ -37,6 +37,7 @@ type State struct {
 	Region      string          `json:"region"`
 	CA          string          `json:"ca,omitempty"`
 	MotoURL     string          `json:"moto_url"`
+	ProxyURL    string          `json:"proxy_url,omitempty"`
 	StartedAt   time.Time       `json:"started_at"`
 	AutoAttach  bool            `json:"auto_attach"`
 	Env         []string        `json:"env"`

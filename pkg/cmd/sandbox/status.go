@@ -121,6 +121,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	if st.CA != "" {
 		fmt.Fprintf(w, "  TLS CA %s\n", st.CA)
 	}
+	if st.ProxyURL != "" {
+		fmt.Fprintf(w, "  HTTPS proxy for *.amazonaws.com at %s\n", st.ProxyURL)
+	}
 	if pingErr != nil {
 		fmt.Fprintf(w, "  the endpoint does not answer: %s\n", out.Error)
 		if err := printInstances(opts.IO, st, nil); err != nil {

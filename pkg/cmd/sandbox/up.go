@@ -59,6 +59,8 @@ type UpOptions struct {
 	LegacyNonInteractive bool
 	// MaxRequestBody is --max-request-body in bytes (0: the default).
 	MaxRequestBody int64
+	// Proxy is --proxy: the intercepting HTTPS proxy.
+	Proxy bool
 }
 
 // instances returns every instance to create: web-1…web-N, then Specs.
@@ -89,6 +91,9 @@ func (o *UpOptions) serveArgs(specs []string) []string {
 	}
 	if o.LegacyNonInteractive {
 		args = append(args, "--legacy-noninteractive-document")
+	}
+	if o.Proxy {
+		args = append(args, "--proxy")
 	}
 	if o.MaxRequestBody != 0 {
 		args = append(args, "--max-request-body", strconv.FormatInt(o.MaxRequestBody, 10))
@@ -124,6 +129,10 @@ func NewCmdUp(f *cmdutil.Factory, runF func(*UpOptions) error) *cobra.Command {
 			"running, an instance profile allowing the core SSM actions, and a NAT/internet route or\n" +
 			"the ssm, ssmmessages and ec2messages endpoints in its VPC. Its agent reports the version in\n" +
 			"the instance's ssmkit:agent-version tag, else --agent-version.\n\n" +
+			"--proxy starts an intercepting HTTPS proxy on a second loopback port for clients that ignore\n" +
+			"endpoint settings (the official plugin's KMS calls, older SDKs): with HTTPS_PROXY from\n" +
+			"'sandbox env' their calls to *.amazonaws.com are answered by the sandbox (certificates from\n" +
+			"its CA); every other destination is refused with 403 and the reason.\n\n" +
 			"Who can use it: every request must be SigV4-signed with the random credentials of this run\n" +
 			"(`ssmkit sandbox env` prints them; the state file holding them is readable by you only), or\n" +
 			"with credentials minted through the sandbox (STS, IAM CreateAccessKey). Data and control\n" +
@@ -186,6 +195,7 @@ func upFlags(cmd *cobra.Command, opts *UpOptions, specs *[]string) {
 	fl.BoolVar(&opts.TLS, "tls", false, "Serve https/wss with a local CA (needed by a real SSM Agent)")
 	fl.IntVar(&opts.Port, "port", 0, "Loopback port of the endpoint (default: a free one)")
 	fl.BoolVar(&opts.AutoAttach, "auto-attach", true, "Attach an emulated agent to instances launched through the sandbox once they could register")
+	fl.BoolVar(&opts.Proxy, "proxy", false, "Also serve AWS's real host names (*.amazonaws.com) through an HTTPS proxy; 'sandbox env' then exports HTTPS_PROXY")
 	fl.Int64Var(&opts.MaxRequestBody, "max-request-body", 0, "Largest request body in bytes the endpoint accepts and passes to moto (default 32 MiB)")
 	fl.BoolVar(&opts.LegacyNonInteractive, "legacy-noninteractive-document", false,
 		"Serve AWS-StartNonInteractiveCommand without its separate-output parameters, as AWS may (StartSession with them fails with InvalidParameters)")
@@ -395,6 +405,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 		LegacyNonInteractiveDocument: opts.LegacyNonInteractive,
 		MaxRequestBody:               opts.MaxRequestBody,
 		AgentVersion:                 opts.AgentVersion,
+		Proxy:                        opts.Proxy,
 	})
 	if err != nil {
 		return err
@@ -405,7 +416,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 	}
 	st := &State{
 		URL: sb.URL(), PID: os.Getpid(), Region: sb.Region(), CA: sb.CAFile(), MotoURL: sb.MotoURL(),
-		StartedAt: time.Now().UTC().Truncate(time.Second), AutoAttach: opts.AutoAttach, Env: sb.Env(),
+		StartedAt: time.Now().UTC().Truncate(time.Second), AutoAttach: opts.AutoAttach, Env: sb.Env(), ProxyURL: sb.ProxyURL(),
 		Log: filepath.Join(opts.StateDir, LogFile),
 	}
 	if foreground {
