@@ -108,6 +108,9 @@ type Options struct {
 	// instances without an AgentVersionTag (agent.DefaultAgentVersion when
 	// empty).
 	AgentVersion string
+	// AgentRealism makes the emulated agents wait 1 s before a shell's
+	// first output, as the real agent does (off: output flows at once).
+	AgentRealism bool
 	// Proxy starts the intercepting HTTPS proxy (see proxy.go) on a second
 	// loopback port: clients with HTTPS_PROXY set to ProxyURL reach AWS's
 	// real host names (kms.<region>.amazonaws.com…) and are served by the
@@ -381,16 +384,17 @@ func instanceInfo(inst *Instance, role string, tags map[string]string) ssmapi.In
 // agent is closed.
 func (s *Sandbox) startAgent(inst *Instance) {
 	a := agent.New(agent.Config{
-		InstanceID:   inst.ID,
-		Region:       s.opts.Region,
-		AgentVersion: inst.AgentVersion,
-		Endpoint:     s.url,
-		TLSConfig:    s.tlsCfg,
-		Credentials:  s.Credentials(),
-		KeyService:   encryption.NewKMSKeyService(kms.NewFromConfig(s.awsCfg)),
-		Shell:        s.opts.Shell,
-		Transcripts:  &transcripts{sink: &transcript.Sink{S3: s3.NewFromConfig(s.awsCfg, func(o *s3.Options) { o.UsePathStyle = true }), Logs: cloudwatchlogs.NewFromConfig(s.awsCfg)}},
-		Logf:         s.opts.Logf,
+		InstanceID:       inst.ID,
+		Region:           s.opts.Region,
+		AgentVersion:     inst.AgentVersion,
+		Endpoint:         s.url,
+		TLSConfig:        s.tlsCfg,
+		Credentials:      s.Credentials(),
+		FirstOutputDelay: s.firstOutputDelay(),
+		KeyService:       encryption.NewKMSKeyService(kms.NewFromConfig(s.awsCfg)),
+		Shell:            s.opts.Shell,
+		Transcripts:      &transcripts{sink: &transcript.Sink{S3: s3.NewFromConfig(s.awsCfg, func(o *s3.Options) { o.UsePathStyle = true }), Logs: cloudwatchlogs.NewFromConfig(s.awsCfg)}},
+		Logf:             s.opts.Logf,
 	})
 	inst.agent = a
 	s.wg.Add(1)
@@ -424,6 +428,15 @@ func (s *Sandbox) deregistered(id string) {
 			}()
 		}
 	}
+}
+
+// firstOutputDelay is the real agent's initial pty read delay with
+// Options.AgentRealism, none otherwise.
+func (s *Sandbox) firstOutputDelay() time.Duration {
+	if s.opts.AgentRealism {
+		return time.Second
+	}
+	return 0
 }
 
 // Sessions lists the sessions the instance's agent is serving.

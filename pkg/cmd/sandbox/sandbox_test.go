@@ -42,8 +42,8 @@ func TestNewCmdUp(t *testing.T) {
 				{Name: "b", NoRole: true},
 				{Name: "c", Isolated: true, Tags: map[string]string{"env": "dev", "team": "x"}},
 				{Name: "d", Offline: true, AgentVersion: "3.0.161.0"}}}},
-		{name: "everything else", args: []string{"--agent-version", "3.2.582.0", "--moto-url", "http://127.0.0.1:5000", "--tls", "--port", "8443", "--auto-attach=false", "--foreground", "--legacy-noninteractive-document", "--max-request-body", "1024", "--proxy"},
-			want: UpOptions{Healthy: 3, AgentVersion: "3.2.582.0", MotoURL: "http://127.0.0.1:5000", TLS: true, Port: 8443, Foreground: true, LegacyNonInteractive: true, MaxRequestBody: 1024, Proxy: true}},
+		{name: "everything else", args: []string{"--agent-version", "3.2.582.0", "--moto-url", "http://127.0.0.1:5000", "--tls", "--port", "8443", "--auto-attach=false", "--foreground", "--legacy-noninteractive-document", "--max-request-body", "1024", "--proxy", "--agent-realism"},
+			want: UpOptions{Healthy: 3, AgentVersion: "3.2.582.0", MotoURL: "http://127.0.0.1:5000", TLS: true, Port: 8443, Foreground: true, LegacyNonInteractive: true, MaxRequestBody: 1024, Proxy: true, AgentRealism: true}},
 		{name: "negative body limit", args: []string{"--max-request-body", "-1"}, wantErr: "--max-request-body must be"},
 		{name: "negative instances", args: []string{"--instances", "-1"}, wantErr: "--instances must be from 0 to 100"},
 		{name: "bad port", args: []string{"--port", "70000"}, wantErr: "--port must be from 0 to 65535"},
@@ -88,7 +88,7 @@ func TestServeArgsRoundTrip(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	var up, serve *UpOptions
 	specs := []string{"b:no-role", "c:tag=a=b c", "d:version=3.0.161.0"}
-	args := []string{"--state-dir", t.TempDir(), "--instances", "2", "--tls", "--port", "1234", "--auto-attach=false", "--agent-version", "3.2.582.0", "--moto-url", "http://127.0.0.1:1", "--legacy-noninteractive-document", "--max-request-body", "2048", "--proxy"}
+	args := []string{"--state-dir", t.TempDir(), "--instances", "2", "--tls", "--port", "1234", "--auto-attach=false", "--agent-version", "3.2.582.0", "--moto-url", "http://127.0.0.1:1", "--legacy-noninteractive-document", "--max-request-body", "2048", "--proxy", "--agent-realism"}
 	for _, s := range specs {
 		args = append(args, "--instance", s)
 	}

@@ -61,6 +61,8 @@ type UpOptions struct {
 	MaxRequestBody int64
 	// Proxy is --proxy: the intercepting HTTPS proxy.
 	Proxy bool
+	// AgentRealism is --agent-realism.
+	AgentRealism bool
 }
 
 // instances returns every instance to create: web-1…web-N, then Specs.
@@ -94,6 +96,9 @@ func (o *UpOptions) serveArgs(specs []string) []string {
 	}
 	if o.Proxy {
 		args = append(args, "--proxy")
+	}
+	if o.AgentRealism {
+		args = append(args, "--agent-realism")
 	}
 	if o.MaxRequestBody != 0 {
 		args = append(args, "--max-request-body", strconv.FormatInt(o.MaxRequestBody, 10))
@@ -195,6 +200,7 @@ func upFlags(cmd *cobra.Command, opts *UpOptions, specs *[]string) {
 	fl.BoolVar(&opts.TLS, "tls", false, "Serve https/wss with a local CA (needed by a real SSM Agent)")
 	fl.IntVar(&opts.Port, "port", 0, "Loopback port of the endpoint (default: a free one)")
 	fl.BoolVar(&opts.AutoAttach, "auto-attach", true, "Attach an emulated agent to instances launched through the sandbox once they could register")
+	fl.BoolVar(&opts.AgentRealism, "agent-realism", false, "Emulated agents wait 1 s before a shell's first output, as the real agent does")
 	fl.BoolVar(&opts.Proxy, "proxy", false, "Also serve AWS's real host names (*.amazonaws.com) through an HTTPS proxy; 'sandbox env' then exports HTTPS_PROXY")
 	fl.Int64Var(&opts.MaxRequestBody, "max-request-body", 0, "Largest request body in bytes the endpoint accepts and passes to moto (default 32 MiB)")
 	fl.BoolVar(&opts.LegacyNonInteractive, "legacy-noninteractive-document", false,
@@ -406,6 +412,7 @@ func serveRun(ctx context.Context, opts *UpOptions, foreground bool) error {
 		MaxRequestBody:               opts.MaxRequestBody,
 		AgentVersion:                 opts.AgentVersion,
 		Proxy:                        opts.Proxy,
+		AgentRealism:                 opts.AgentRealism,
 	})
 	if err != nil {
 		return err

@@ -6,9 +6,14 @@
 // its own data channel with a real shell in a pty, a command, or a TCP port
 // forwarder. It reports the end of every session with agent_task_complete.
 //
-// Deviations from the real agent, all deliberate:
-//   - no 1 s delay before the first shell output and no 1 ms sleeps between
+// Deviations from the real agent, all deliberate (the sandbox README has
+// the full table):
+//   - no 1 s delay before the first shell output (Config.FirstOutputDelay
+//     adds it) and no 1 KiB-per-message pacing with 1 ms sleeps between
 //     reads: output flows as fast as the data channel takes it;
+//   - output bytes are passed exactly: an incomplete UTF-8 sequence at the
+//     end of a read is held for the next one, and invalid bytes at the end
+//     of the output are sent, where the real agent drops up to 3 of them;
 //   - it never creates users: without runAsEnabled the shell runs as the
 //     agent's own user (the real agent creates and uses ssm-user), and a
 //     RunAs user that does not exist fails the session with a message to
@@ -133,6 +138,10 @@ type Config struct {
 	// Env is the base environment of shells and commands; nil means the
 	// agent's own. TERM, LANG (if unset) and HOME are added (§7.2).
 	Env []string
+	// FirstOutputDelay holds a shell's first output back this long, as the
+	// real agent's 1 s initial pty read delay (opt-in realism; zero means
+	// output flows at once).
+	FirstOutputDelay time.Duration
 	// IgnoreRunAs runs every session as the agent's own user, whatever the
 	// document's runAsEnabled/runAsDefaultUser and the task's RunAsUser say.
 	IgnoreRunAs bool

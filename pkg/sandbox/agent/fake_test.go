@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,8 @@ type fakeSession struct {
 	agent  *transport.Conn
 	client *transport.Conn
 	states chan string
+	// maxOutput is the largest output_stream_data payload the agent sent.
+	maxOutput atomic.Int64
 }
 
 func newFakeMGS(t testing.TB) *fakeMGS {
@@ -271,6 +274,11 @@ func (f *fakeMGS) dataSocket(w http.ResponseWriter, r *http.Request) {
 			}
 		case isAgent && (mt == wire.TypeOutputStreamData || mt == wire.TypeAcknowledge),
 			!isAgent && (mt == wire.TypeInputStreamData || mt == wire.TypeAcknowledge):
+			if mt == wire.TypeOutputStreamData {
+				if n := int64(len(frame) - wire.FrameHeaderSize); n > s.maxOutput.Load() {
+					s.maxOutput.Store(n)
+				}
+			}
 			if peer != nil {
 				_ = peer.WriteMessage(frame) // no peer: drop, the sender resends
 			}

@@ -61,7 +61,9 @@ func (p *shellPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo) 
 	cmd.Env = s.environment(ru, true)
 	cmd.Dir = s.workDir(ru)
 	cmd.SysProcAttr = sysProcAttr(ru)
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: 80, Rows: 24})
+	// No size yet: like the real agent (pty.Start), the terminal is 0×0
+	// until the client's first Size message.
+	ptmx, err := pty.Start(cmd)
 	if err != nil {
 		return s.failShell(ch, fmt.Errorf("starting %s: %w", cmd.Path, err), false)
 	}
@@ -92,6 +94,14 @@ func (p *shellPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo) 
 	outDone := make(chan struct{})
 	s.goroutine(func() {
 		defer close(outDone)
+		if d := s.a.cfg.FirstOutputDelay; d > 0 {
+			// Opt-in realism: the real agent waits before its first read.
+			select {
+			case <-time.After(d):
+			case <-s.ctx.Done():
+			case <-ch.Done():
+			}
+		}
 		pumpOutput(ptmx, ch, tr)
 	})
 	profile := ""
