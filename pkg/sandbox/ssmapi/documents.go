@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ssmkit/ssmkit/pkg/prefs"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
@@ -141,6 +142,7 @@ func EnsureSessionDocuments(ctx context.Context, client DocumentCreator, legacyN
 
 // sessionDoc is a parsed Session document.
 type sessionDoc struct {
+	raw           string                     // the content as stored
 	SchemaVersion string                     `json:"schemaVersion"`
 	Description   string                     `json:"description"`
 	SessionType   string                     `json:"sessionType"`
@@ -167,6 +169,7 @@ func parseSessionDoc(name, content string) (*sessionDoc, error) {
 	if !ssmdoc.ValidSessionType(d.SessionType) {
 		return nil, errorf("InvalidDocument", "document %s has no valid sessionType", name)
 	}
+	d.raw = content
 	return &d, nil
 }
 
@@ -281,56 +284,48 @@ func substitute(v any, vals map[string]string) any {
 	return v
 }
 
-// preferences are the Session Manager preferences that matter here.
-type preferences struct {
-	inputs      map[string]any
-	idle        time.Duration
-	maxDuration time.Duration
-}
-
-// loadPreferences reads SSM-SessionManagerRunShell; without it the AWS
+// loadPreferences returns the inputs of the account's Session Manager
+// preferences (SSM-SessionManagerRunShell), read and validated with
+// pkg/prefs, the one preferences model; without the document the AWS
 // defaults apply (20 min idle timeout, no maximum duration).
-func (h *Handler) loadPreferences(ctx context.Context) (*preferences, error) {
+func (h *Handler) loadPreferences(ctx context.Context) (map[string]any, error) {
 	d, found, err := h.getDocument(ctx, ssmdoc.Shell)
+	if err != nil || !found {
+		return map[string]any{}, err
+	}
+	p, err := prefs.Parse([]byte(d.raw))
 	if err != nil {
-		return nil, err
+		return nil, errorf("InvalidDocument", "the Session Manager preferences (%s) cannot be read: %v", ssmdoc.Shell, err)
 	}
-	p := &preferences{inputs: map[string]any{}}
-	if found && d.Inputs != nil {
-		p.inputs = d.Inputs
+	if err := prefs.Validate(p); err != nil {
+		return nil, errorf("InvalidDocument", "the Session Manager preferences (%s) are not valid: %v", ssmdoc.Shell, err)
 	}
-	return p, nil
+	in, _ := p.Map()["inputs"].(map[string]any)
+	if in == nil {
+		in = map[string]any{}
+	}
+	return in, nil
 }
 
-// durations reads idleSessionTimeout and maxSessionDuration (minutes) from
-// merged inputs.
+// durations reads idleSessionTimeout and maxSessionDuration from merged
+// inputs, with the ranges of pkg/prefs; one minute lasts minute.
 func durations(inputs map[string]any, minute time.Duration) (idle, maxDur time.Duration, err error) {
-	minutes := func(key string, lo, hi int) (time.Duration, error) {
+	read := func(key string) (time.Duration, error) {
+		f, _ := prefs.FieldFor(key)
 		v, ok := inputs[key]
-		if !ok || v == nil || v == "" {
+		if !ok || v == nil {
 			return 0, nil
 		}
-		var n int
-		switch t := v.(type) {
-		case string:
-			n, err = strconv.Atoi(strings.TrimSpace(t))
-			if err != nil {
-				return 0, errorf("InvalidDocument", "%s must be a number of minutes", key)
-			}
-		case float64:
-			n = int(t)
-		default:
-			return 0, errorf("InvalidDocument", "%s must be a number of minutes", key)
-		}
-		if n < lo || n > hi {
-			return 0, errorf("InvalidDocument", "%s must be between %d and %d minutes", key, lo, hi)
+		n, err := prefs.MinutesValue(v, f.Min, f.Max)
+		if err != nil {
+			return 0, errorf("InvalidDocument", "%s %v", key, err)
 		}
 		return time.Duration(n) * minute, nil
 	}
-	if idle, err = minutes("idleSessionTimeout", 1, 60); err != nil {
+	if idle, err = read(prefs.KeyIdleSessionTimeout); err != nil {
 		return 0, 0, err
 	}
-	if maxDur, err = minutes("maxSessionDuration", 1, 1440); err != nil {
+	if maxDur, err = read(prefs.KeyMaxSessionDuration); err != nil {
 		return 0, 0, err
 	}
 	return idle, maxDur, nil
@@ -341,8 +336,13 @@ func durations(inputs map[string]any, minute time.Duration) (idle, maxDur time.D
 func sessionInputs(inputs map[string]any) (wire.SessionInputs, error) {
 	norm := make(map[string]any, len(inputs))
 	for k, v := range inputs {
-		if f, ok := v.(float64); ok && (k == "idleSessionTimeout" || k == "maxSessionDuration") {
-			v = strconv.FormatFloat(f, 'f', -1, 64)
+		if k == prefs.KeyIdleSessionTimeout || k == prefs.KeyMaxSessionDuration {
+			switch t := v.(type) {
+			case float64:
+				v = strconv.FormatFloat(t, 'f', -1, 64)
+			case json.Number:
+				v = t.String()
+			}
 		}
 		norm[k] = v
 	}

@@ -783,3 +783,32 @@ func TestActivations(t *testing.T) {
 		t.Errorf("deregistering twice: %v", err)
 	}
 }
+
+// TestInvalidPreferences: the account preferences are read and validated
+// by pkg/prefs; StartSession refuses to run with preferences AWS would not
+// have stored, naming the input and its rule.
+func TestInvalidPreferences(t *testing.T) {
+	s := newSandbox(t)
+	ctx := context.Background()
+	s.connect("i-1")
+	for _, c := range []struct{ inputs, want string }{
+		{`{"idleSessionTimeout":"61"}`, "idleSessionTimeout must be a whole number of minutes from 1 to 60"},
+		{`{"maxSessionDuration":1441}`, "maxSessionDuration must be a whole number of minutes from 1 to 1440"},
+		{`{"runAsEnabled":true,"runAsDefaultUser":"root"}`, "runAsDefaultUser must not be root"},
+	} {
+		content := `{"schemaVersion":"1.0","description":"prefs","sessionType":"Standard_Stream","inputs":` + c.inputs + `}`
+		_, _ = s.ssm.DeleteDocument(ctx, &ssm.DeleteDocumentInput{Name: aws.String(ssmdoc.Shell)})
+		if _, err := s.ssm.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String(ssmdoc.Shell), Content: aws.String(content),
+			DocumentType: ssmtypes.DocumentTypeSession, DocumentFormat: ssmtypes.DocumentFormatJson}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.ssm.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String("i-1")})
+		var idoc *ssmtypes.InvalidDocument
+		if !errors.As(err, &idoc) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("preferences %s: %v, want InvalidDocument %q", c.inputs, err, c.want)
+		}
+	}
+	if n := len(s.gw.Sessions()); n != 0 {
+		t.Errorf("%d sessions started with invalid preferences", n)
+	}
+}

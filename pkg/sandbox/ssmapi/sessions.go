@@ -75,7 +75,7 @@ func (h *Handler) startSession(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	prefs, err := h.loadPreferences(q.ctx)
+	prefInputs, err := h.loadPreferences(q.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +92,8 @@ func (h *Handler) startSession(q *request) (any, error) {
 	}
 
 	// Inputs: the account preferences, overridden by the document's own.
-	inputs := make(map[string]any, len(prefs.inputs)+len(doc.Inputs))
-	for k, v := range prefs.inputs {
+	inputs := make(map[string]any, len(prefInputs)+len(doc.Inputs))
+	for k, v := range prefInputs {
 		inputs[k] = v
 	}
 	for k, v := range doc.Inputs {
