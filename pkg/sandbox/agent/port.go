@@ -238,10 +238,14 @@ func (p *portPlugin) serveStream(ctx context.Context, ch *datachannel.Channel, s
 		}
 	}()
 	_, _ = io.Copy(st, conn)
-	// The destination is done: end the stream both ways, as upstream does.
+	// The destination is done sending: pass its half-close on (FIN) and
+	// keep delivering what the client still sends until the client closes
+	// its side. Closing the destination here would drop what the stream
+	// has accepted but not yet copied (issue 13, the TestSSHRun race).
+	_ = st.CloseWrite()
+	<-clientDone
 	_ = st.Close()
 	_ = conn.Close()
-	<-clientDone
 }
 
 // basicPort is the state of one basic-mode session.

@@ -396,3 +396,62 @@ func TestOldAgentVersionReported(t *testing.T) {
 	}
 	out.waitFor(t, "basic\n", 10*time.Second)
 }
+
+// TestPortMuxHalfClosedDestination: the destination answers, half-closes
+// (CloseWrite) and goes on reading what the client sends. Everything the
+// client's stream accepted must reach it: the agent must not close the
+// destination while its copy from the client still has data (the race of
+// issue 13's TestSSHRun, on the agent's side).
+func TestPortMuxHalfClosedDestination(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("greeting"))
+		_ = c.(*net.TCPConn).CloseWrite()
+		n, _ := io.Copy(io.Discard, c)
+		received <- n
+	}()
+	f := newFakeMGS(t)
+	startAgent(t, f, nil)
+	sid := "alice-0a1b2c3d4e5f60150"
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ch, _ := openPort(t, f, sid, `{"portNumber":"`+port+`","type":"LocalPortForwarding","localPortNumber":"0"}`, datachannel.Config{})
+	cfg := smux.DefaultConfig()
+	cfg.Version = 1
+	cfg.KeepAliveDisabled = true
+	mux, err := smux.Client(clientRWC{ch}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	st, err := mux.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queue a burst before the greeting can come back.
+	payload := bytes.Repeat([]byte("u"), 256<<10)
+	sent, werr := st.Write(payload)
+	greeting, _ := io.ReadAll(st)
+	_ = st.Close()
+	if string(greeting) != "greeting" {
+		t.Errorf("greeting %q", greeting)
+	}
+	select {
+	case n := <-received:
+		if n != int64(sent) {
+			t.Errorf("the destination received %d of the %d bytes the client sent (write error %v)", n, sent, werr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the destination never saw the end of the client's data")
+	}
+}
