@@ -96,6 +96,8 @@ type attacher struct {
 	mu       sync.Mutex
 	attached map[string]*Instance // instances whose agent runs
 	closed   bool
+	polls    int           // completed polls
+	polled   chan struct{} // closed and replaced after each poll
 }
 
 // startAttacher starts the watcher; Close stops it. It always deregisters
@@ -109,7 +111,7 @@ func (s *Sandbox) startAttacher() {
 		s: s, ec2: ec2.NewFromConfig(s.awsCfg), iam: iam.NewFromConfig(s.awsCfg),
 		region: s.opts.Region, interval: interval, logf: s.opts.Logf,
 		done: make(chan struct{}), reason: map[string]string{}, attached: map[string]*Instance{},
-		autoAttach: s.opts.AutoAttach, deregistered: map[string]bool{},
+		autoAttach: s.opts.AutoAttach, deregistered: map[string]bool{}, polled: make(chan struct{}),
 	}
 	s.attacher = a
 	s.wg.Add(1)
@@ -118,6 +120,31 @@ func (s *Sandbox) startAttacher() {
 		defer close(a.done)
 		a.run(s.ctx)
 	}()
+}
+
+// WaitAutoAttachPolls waits until the watcher has completed n more looks at
+// the instances (see Options.AutoAttach): whatever changed in moto before
+// the call has then been seen and acted on.
+func (s *Sandbox) WaitAutoAttachPolls(ctx context.Context, n int) error {
+	a := s.attacher
+	a.mu.Lock()
+	target := a.polls + n
+	a.mu.Unlock()
+	for {
+		a.mu.Lock()
+		done, ch := a.polls >= target, a.polled
+		a.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the sandbox's instance watcher: %w", ctx.Err())
+		case <-a.done:
+			return errors.New("the sandbox's instance watcher stopped")
+		}
+	}
 }
 
 // Attached returns the instances the sandbox attached an agent to because
@@ -145,6 +172,11 @@ func (a *attacher) run(ctx context.Context) {
 		if err := a.poll(ctx); err != nil && ctx.Err() == nil {
 			a.logf("auto-attach: %v", err)
 		}
+		a.mu.Lock()
+		a.polls++
+		close(a.polled)
+		a.polled = make(chan struct{})
+		a.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return

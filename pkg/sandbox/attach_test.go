@@ -175,7 +175,7 @@ func TestAutoAttach(t *testing.T) {
 	})
 
 	// Several polls later the broken ones are still unmanaged.
-	time.Sleep(1500 * time.Millisecond)
+	waitPolls(t, sb, 3)
 	t.Run("broken instances never register", func(t *testing.T) {
 		m := managed(t, ssmc)
 		for id, why := range map[string]string{noRole: "no instance profile", private: "no route, no endpoints", noIP: "internet gateway without a public IP"} {
@@ -199,7 +199,7 @@ func TestAutoAttach(t *testing.T) {
 			}
 			if svc != "ec2messages" {
 				// Two of three endpoints are not enough.
-				time.Sleep(500 * time.Millisecond)
+				waitPolls(t, sb, 2)
 				if attachedIDs(sb)[private] {
 					t.Fatalf("%s attached with only some endpoints", private)
 				}
@@ -237,7 +237,7 @@ func TestAutoAttach(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := launch(t, ec2c, "tf-inline", net.PublicSubnetID, aws.ToString(prof.InstanceProfile.Arn), true)
-		time.Sleep(1500 * time.Millisecond)
+		waitPolls(t, sb, 2)
 		if _, ok := managed(t, ssmc)[id]; ok || attachedIDs(sb)[id] {
 			t.Fatalf("%s is managed although its role denies ssmmessages:OpenDataChannel", id)
 		}
@@ -261,4 +261,15 @@ func TestAutoAttach(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// waitPolls waits until the sandbox's watcher has looked at the instances n
+// more times: what the test changed before is then seen.
+func waitPolls(t *testing.T, sb *sandbox.Sandbox, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sb.WaitAutoAttachPolls(ctx, n); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ssmkit/ssmkit/internal/testutil"
@@ -487,16 +489,32 @@ func TestControlChannelReconnects(t *testing.T) {
 
 func TestOfflineNeverConnects(t *testing.T) {
 	t.Parallel()
-	f := newFakeMGS(t)
-	a := startAgent(t, f, func(c *Config) { c.Offline = true })
-	time.Sleep(300 * time.Millisecond)
-	f.mu.Lock()
-	n := f.ctlCreates
-	f.mu.Unlock()
-	if n != 0 || a.Connected() {
-		t.Errorf("an offline agent called CreateControlChannel %d times", n)
-	}
+	// In a synctest bubble an hour passes at once: an offline agent makes
+	// no call in it, whatever the machine's speed.
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		hc := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+			calls.Add(1)
+			return nil, errors.New("the offline agent must not call anything")
+		})}
+		a := New(Config{InstanceID: "i-0ffline", Endpoint: "http://127.0.0.1:9", HTTPClient: hc, Offline: true})
+		done := make(chan error, 1)
+		go func() { done <- a.Run(context.Background()) }()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := calls.Load(); n != 0 || a.Connected() {
+			t.Errorf("an offline agent made %d calls (connected %v)", n, a.Connected())
+		}
+		_ = a.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,4 +327,94 @@ func checkGoroutines(t testing.TB, base int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fakeClock drives the service's session timers (Options.Now and
+// Options.AfterFunc): time moves only when the test calls Advance, and the
+// timers that fall due run then, in the test's goroutine.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c      *fakeClock
+	at     time.Time
+	f      func()
+	active bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1700000000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f, active: true}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active = false
+	return was
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.at, t.active = t.c.now.Add(d), true
+	return was
+}
+
+// Advance moves the clock by d in steps, running every timer that falls
+// due, in deadline order (a timer re-armed by its own function runs again
+// if it falls due within d).
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if t.active && !t.at.After(end) && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
+		}
+		if next == nil {
+			c.now = end
+			c.mu.Unlock()
+			return
+		}
+		if next.at.After(c.now) {
+			c.now = next.at
+		}
+		next.active = false
+		c.mu.Unlock()
+		next.f()
+	}
+}
+
+// clockOptions are Options whose session timers run on c.
+func clockOptions(c *fakeClock) Options {
+	return Options{Now: c.Now, AfterFunc: c.AfterFunc}
+}
+
+// agentGone reports whether session id has no agent socket now.
+func (e *env) agentGone(id string) bool {
+	e.svc.mu.Lock()
+	defer e.svc.mu.Unlock()
+	ss := e.svc.sessions[id]
+	return ss != nil && ss.agent == nil
 }

@@ -340,7 +340,7 @@ func (s *Service) detach(ss *session, p *peer, isAgent bool) {
 		if ss.agent == p {
 			ss.agent = nil
 			if !ss.terminated() && !s.closed {
-				ss.agentGoneTimer = time.AfterFunc(s.opts.AgentReconnectGrace, func() {
+				ss.agentGoneTimer = s.opts.AfterFunc(s.opts.AgentReconnectGrace, func() {
 					s.mu.Lock()
 					back := ss.agent != nil
 					s.mu.Unlock()

@@ -85,6 +85,10 @@ type Options struct {
 
 	// Now returns the current time. Nil means time.Now.
 	Now func() time.Time
+	// AfterFunc runs f after d for the session timers (idle timeout,
+	// maximum duration, agent reconnect and close graces). Nil means
+	// time.AfterFunc; tests drive a clock of their own with it and Now.
+	AfterFunc func(d time.Duration, f func()) Timer
 
 	// OpenTimeout bounds the wait for the first frame of a channel. Zero
 	// means DefaultOpenTimeout.
@@ -97,6 +101,12 @@ type Options struct {
 	WriteTimeout time.Duration
 	// EnqueueWait: zero means DefaultEnqueueWait.
 	EnqueueWait time.Duration
+}
+
+// Timer is a timer started by Options.AfterFunc; *time.Timer is one.
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
 }
 
 // Service is the ssmmessages service. Create it with New; it is safe for
@@ -153,6 +163,9 @@ func New(opts Options) (*Service, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	if opts.AfterFunc == nil {
+		opts.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	return &Service{
 		opts:   opts,

@@ -363,13 +363,13 @@ func TestAgentGoneEndsSession(t *testing.T) {
 }
 
 func TestAgentReconnectKeepsSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out the reconnect grace")
-	}
-	e := newEnv(t, Options{AgentReconnectGrace: 2 * time.Second})
+	clk := newFakeClock()
+	opts := clockOptions(clk)
+	opts.AgentReconnectGrace = 2 * time.Second
+	e := newEnv(t, opts)
 	id, _, _, client, ac, cl := pair(t, e, nil)
 	_ = ac.Close()
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the service to notice the agent left", func() bool { return e.agentGone(id) })
 	ac2 := e.agentData(id, "i-1")
 	agent2 := newReader(ac2)
 	agent2.nextOfType(t, wire.TypeStartPublication, wait) // client is connected; harmless
@@ -378,7 +378,7 @@ func TestAgentReconnectKeepsSession(t *testing.T) {
 	if got := agent2.next(t, wait); !bytes.Equal(got, in) {
 		t.Error("input not relayed to the reconnected agent")
 	}
-	time.Sleep(2500 * time.Millisecond)
+	clk.Advance(2500 * time.Millisecond) // past the grace: the agent is back
 	client.quiet(t, 10*time.Millisecond)
 	if s := e.session(id); s.Status != StatusConnected {
 		t.Errorf("status = %s", s.Status)
@@ -425,36 +425,32 @@ func TestNonInteractiveNotPaused(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, Options{})
-	start := time.Now()
+	clk := newFakeClock()
+	e := newEnv(t, clockOptions(clk))
 	id, _, agent, client, ac, cl := pair(t, e, func(s *SessionSpec) { s.IdleTimeout = 300 * time.Millisecond })
-	// Stream data keeps it alive; acks and pings do not.
+	// Stream data keeps it alive: new input every 100 ms for 600 ms.
 	for i := range 6 {
-		time.Sleep(100 * time.Millisecond)
-		_ = cl.WriteMessage(frame(t, wire.TypeInputStreamData, int64(i), 1, []byte("k")))
+		clk.Advance(100 * time.Millisecond)
+		in := frame(t, wire.TypeInputStreamData, int64(i), 1, []byte("k"))
+		_ = cl.WriteMessage(in)
+		if got := agent.next(t, wait); !bytes.Equal(got, in) { // relayed: the activity is recorded
+			t.Fatalf("input %d not relayed", i)
+		}
 	}
 	if s := e.session(id).Status; s != StatusConnected {
 		t.Fatalf("session ended despite activity: %s", s)
 	}
-	_ = agent
-	activeUntil := time.Now()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // acks, a retransmission and pings: not activity
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_ = ac.WriteMessage(frame(t, wire.TypeAcknowledge, 0, 0, []byte(`{}`)))
-				_ = cl.WriteMessage(frame(t, wire.TypeInputStreamData, 0, 1, []byte("dup")))
-			}
-		}
-	}()
-	m := client.nextOfType(t, wire.TypeChannelClosed, wait)
-	if d := time.Since(activeUntil); d < 250*time.Millisecond {
-		t.Errorf("ended %s after the last new data, want about 300ms", d)
+	// Acks and a retransmission are not activity.
+	_ = ac.WriteMessage(frame(t, wire.TypeAcknowledge, 0, 0, []byte(`{}`)))
+	client.nextOfType(t, wire.TypeAcknowledge, wait)
+	_ = cl.WriteMessage(frame(t, wire.TypeInputStreamData, 0, 1, []byte("dup")))
+	agent.next(t, wait)
+	clk.Advance(299 * time.Millisecond)
+	if s := e.session(id).Status; s != StatusConnected {
+		t.Fatalf("session ended %v after the last new data, before the 300ms idle timeout: %s", 299*time.Millisecond, s)
 	}
+	clk.Advance(time.Millisecond)
+	m := client.nextOfType(t, wire.TypeChannelClosed, wait)
 	var body wire.ChannelClosed
 	_ = json.Unmarshal(m.Payload, &body)
 	if body.Output != ReasonIdleTimeout {
@@ -463,7 +459,6 @@ func TestIdleTimeout(t *testing.T) {
 	if s := e.session(id); s.Status != StatusTerminated || s.Details != ReasonIdleTimeout {
 		t.Errorf("session = %+v", s)
 	}
-	t.Logf("session lived %s", time.Since(start))
 }
 
 func TestIdleTimeoutIgnoresPings(t *testing.T) {
@@ -482,19 +477,22 @@ func TestIdleTimeoutIgnoresPings(t *testing.T) {
 }
 
 func TestMaxDuration(t *testing.T) {
-	e := newEnv(t, Options{})
+	clk := newFakeClock()
+	e := newEnv(t, clockOptions(clk))
 	id, _, agent, client, _, cl := pair(t, e, func(s *SessionSpec) {
 		s.MaxDuration = 200 * time.Millisecond
 		s.IdleTimeout = -1
 	})
-	go func() {
-		for i := range 100 {
-			if cl.WriteMessage(frame(t, wire.TypeInputStreamData, int64(i), 1, []byte("x"))) != nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+	// Activity does not extend the maximum duration.
+	for i := range 19 {
+		clk.Advance(10 * time.Millisecond)
+		_ = cl.WriteMessage(frame(t, wire.TypeInputStreamData, int64(i), 1, []byte("x")))
+		agent.next(t, wait)
+	}
+	if s := e.session(id).Status; s != StatusConnected {
+		t.Fatalf("session ended before its maximum duration: %s", s)
+	}
+	clk.Advance(10 * time.Millisecond)
 	m := client.nextOfType(t, wire.TypeChannelClosed, wait)
 	var body wire.ChannelClosed
 	_ = json.Unmarshal(m.Payload, &body)

@@ -107,14 +107,14 @@ type session struct {
 	agent, client   *peer
 	clientEverSeen  bool
 	nonInteractive  bool // never pause: the agent fails such commands (§4.7)
-	agentGoneTimer  *time.Timer
-	idleTimer       *time.Timer
-	maxTimer        *time.Timer
+	agentGoneTimer  Timer
+	idleTimer       Timer
+	maxTimer        Timer
 	lastActivity    time.Time
 	lastInSeq       int64
 	lastOutSeq      int64
 	idle            time.Duration
-	agentCloseTimer *time.Timer
+	agentCloseTimer Timer
 }
 
 // terminated reports whether the session is over.
@@ -124,7 +124,7 @@ func (ss *session) terminated() bool {
 
 // stopTimersLocked stops the session's timers.
 func (ss *session) stopTimersLocked() {
-	for _, t := range []*time.Timer{ss.agentGoneTimer, ss.idleTimer, ss.maxTimer} {
+	for _, t := range []Timer{ss.agentGoneTimer, ss.idleTimer, ss.maxTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -222,10 +222,10 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (streamURL
 // armTimersLocked starts the idle and max-duration timers. s.mu held.
 func (s *Service) armTimersLocked(ss *session) {
 	if ss.idle > 0 {
-		ss.idleTimer = time.AfterFunc(ss.idle, func() { s.idleCheck(ss) })
+		ss.idleTimer = s.opts.AfterFunc(ss.idle, func() { s.idleCheck(ss) })
 	}
 	if ss.spec.MaxDuration > 0 {
-		ss.maxTimer = time.AfterFunc(ss.spec.MaxDuration, func() {
+		ss.maxTimer = s.opts.AfterFunc(ss.spec.MaxDuration, func() {
 			s.endSession(ss, ReasonMaxDuration, endByService)
 		})
 	}
@@ -307,7 +307,7 @@ func (s *Service) endSession(ss *session, output string, cause endCause) {
 	}
 	if agent != nil {
 		// Let the agent close its own socket; close it if it does not.
-		ss.agentCloseTimer = time.AfterFunc(s.opts.AgentCloseGrace, agent.close)
+		ss.agentCloseTimer = s.opts.AfterFunc(s.opts.AgentCloseGrace, agent.close)
 	}
 	s.mu.Unlock()
 
