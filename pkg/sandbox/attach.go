@@ -2,10 +2,8 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/ssmkit/ssmkit/pkg/iampolicy"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 )
@@ -456,8 +455,8 @@ func (a *attacher) checkProfile(ctx context.Context, arn string) (role, reason s
 
 // rolePolicies reads the documents of the role's attached managed
 // policies (their default versions) and inline policies.
-func (a *attacher) rolePolicies(ctx context.Context, role string) ([]policyDocument, error) {
-	var docs []policyDocument
+func (a *attacher) rolePolicies(ctx context.Context, role string) ([]iampolicy.Document, error) {
+	var docs []iampolicy.Document
 	ap := iam.NewListAttachedRolePoliciesPaginator(a.iam, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
 	for ap.HasMorePages() {
 		out, err := ap.NextPage(ctx)
@@ -476,7 +475,7 @@ func (a *attacher) rolePolicies(ctx context.Context, role string) ([]policyDocum
 			if ver.PolicyVersion == nil {
 				continue
 			}
-			d, err := parsePolicy(aws.ToString(ver.PolicyVersion.Document))
+			d, err := iampolicy.Parse(aws.ToString(p.PolicyName), aws.ToString(ver.PolicyVersion.Document))
 			if err != nil {
 				return nil, fmt.Errorf("policy %s: %w", aws.ToString(p.PolicyArn), err)
 			}
@@ -494,7 +493,7 @@ func (a *attacher) rolePolicies(ctx context.Context, role string) ([]policyDocum
 			if err != nil {
 				return nil, fmt.Errorf("reading inline policy %s of %s: %w", name, role, err)
 			}
-			d, err := parsePolicy(aws.ToString(rp.PolicyDocument))
+			d, err := iampolicy.Parse(name, aws.ToString(rp.PolicyDocument))
 			if err != nil {
 				return nil, fmt.Errorf("inline policy %s of %s: %w", name, role, err)
 			}
@@ -623,134 +622,13 @@ func hasTag(tags []ec2types.Tag, key, value string) bool {
 	return false
 }
 
-// policyDocument is the part of an IAM policy document the watcher
-// evaluates.
-type policyDocument struct {
-	Statement []policyStatement
-}
-
-// policyStatement is one statement; Resource and Condition are not
-// evaluated: the agent's core actions apply to "*".
-type policyStatement struct {
-	Effect    string
-	Action    stringList
-	NotAction stringList
-}
-
-// stringList is a policy element that is a string or a list of strings.
-type stringList []string
-
-// UnmarshalJSON accepts "x" and ["x", "y"].
-func (l *stringList) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*l = stringList{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("policy element is neither a string nor a list of strings")
-	}
-	*l = many
-	return nil
-}
-
-// parsePolicy decodes a document as IAM returns it: URL-encoded JSON (moto
-// returns it plain). A single statement object is accepted as well.
-func parsePolicy(doc string) (policyDocument, error) {
-	s := strings.TrimSpace(doc)
-	if !strings.HasPrefix(s, "{") {
-		dec, err := url.QueryUnescape(s)
-		if err != nil {
-			return policyDocument{}, fmt.Errorf("decoding the policy document: %w", err)
-		}
-		s = dec
-	}
-	var raw struct {
-		Statement json.RawMessage
-	}
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return policyDocument{}, fmt.Errorf("parsing the policy document: %w", err)
-	}
-	var d policyDocument
-	if len(raw.Statement) == 0 {
-		return d, nil
-	}
-	if err := json.Unmarshal(raw.Statement, &d.Statement); err != nil {
-		var one policyStatement
-		if err := json.Unmarshal(raw.Statement, &one); err != nil {
-			return policyDocument{}, fmt.Errorf("parsing the policy statements: %w", err)
-		}
-		d.Statement = []policyStatement{one}
-	}
-	return d, nil
-}
-
-// allowed reports whether the documents allow action: some statement
-// allows it and none denies it.
-func allowed(docs []policyDocument, action string) bool {
-	allow := false
-	for _, d := range docs {
-		for _, st := range d.Statement {
-			if !st.matches(action) {
-				continue
-			}
-			switch {
-			case strings.EqualFold(st.Effect, "Deny"):
-				return false
-			case strings.EqualFold(st.Effect, "Allow"):
-				allow = true
-			}
-		}
-	}
-	return allow
-}
-
-// matches reports whether the statement's Action (or NotAction) covers
-// action.
-func (st policyStatement) matches(action string) bool {
-	if len(st.NotAction) > 0 {
-		for _, p := range st.NotAction {
-			if wildcardMatch(p, action) {
-				return false
-			}
-		}
-		return true
-	}
-	for _, p := range st.Action {
-		if wildcardMatch(p, action) {
-			return true
-		}
-	}
-	return false
-}
-
-// wildcardMatch matches IAM action patterns: case-insensitive, '*' for any
-// run of characters and '?' for one.
-func wildcardMatch(pattern, s string) bool {
-	p, t := strings.ToLower(pattern), strings.ToLower(s)
-	// Iterative glob with backtracking to the last '*'.
-	pi, ti, star, mark := 0, 0, -1, 0
-	for ti < len(t) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
-			pi++
-			ti++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, ti
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			ti = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
+// allowed reports whether the role's policies allow action, evaluated by
+// pkg/iampolicy on actions alone (the agent's core actions apply to "*").
+// A conditional answer counts as allowed: the sandbox has no request
+// context to decide conditions with, and AWS would let an agent try.
+func allowed(docs []iampolicy.Document, action string) bool {
+	d := iampolicy.Evaluate(docs, iampolicy.Request{Action: action}).Decision
+	return d == iampolicy.Allowed || d == iampolicy.Conditional
 }
 
 // Network is the VPC the sandbox created in moto for its own instances
