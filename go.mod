@@ -24,6 +24,7 @@ require (
 	github.com/xtaci/smux v1.5.58
 	github.com/yuin/goldmark v1.8.7
 	github.com/zclconf/go-cty v1.15.0
+	golang.org/x/crypto v0.36.0
 	golang.org/x/sync v0.12.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
@@ -112,7 +113,6 @@ require (
 	github.com/ulikunitz/xz v0.5.10 // indirect
 	github.com/urfave/cli v1.22.16 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
-	golang.org/x/crypto v0.36.0 // indirect
 	golang.org/x/mod v0.18.0 // indirect
 	golang.org/x/net v0.38.0 // indirect
 	golang.org/x/oauth2 v0.24.0 // indirect

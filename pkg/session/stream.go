@@ -16,14 +16,20 @@ import (
 // agent to acknowledge the last bytes.
 const streamFlushWait = 5 * time.Second
 
+// streamLinger is how long Stream keeps delivering output after the end
+// of input before it ends the session itself.
+const streamLinger = 2 * time.Second
+
 // Stream copies in to the session and the session to out: the
 // standard-stream mode of AWS-StartSSHSession, used as an OpenSSH
 // ProxyCommand (§8.6). It returns nil when in reaches end of input or the
 // service closes the session, and ctx's error if ctx ends first.
 //
-// At end of input it waits for the last bytes to be acknowledged and then,
-// unlike the official client, ends the session with the TerminateSession
-// flag (when the agent supports it) instead of leaving it to idle out.
+// At end of input it waits for the last bytes to be acknowledged, keeps
+// delivering output until the remote side closes or streamLinger passes,
+// and then, unlike the official client, ends the session with the
+// TerminateSession flag (when the agent supports it) instead of leaving it
+// to idle out.
 func Stream(ctx context.Context, s *Session, in io.Reader, out io.Writer) error {
 	s.setHandler(func(p datachannel.Packet) error {
 		if p.Type == wire.PayloadFlag {
@@ -54,6 +60,21 @@ func Stream(ctx context.Context, s *Session, in io.Reader, out io.Writer) error 
 		fctx, cancel := context.WithTimeout(ctx, streamFlushWait)
 		_ = s.ch.Flush(fctx)
 		cancel()
+		// The remote end may still be answering what it just got: give
+		// its output a moment to arrive (the session usually ends first,
+		// when the remote side closes), then end the session.
+		select {
+		case err := <-outDone:
+			if _, endErr := s.ended(false); endErr != nil {
+				return endErr
+			}
+			if err != nil && !errors.Is(err, datachannel.ErrClosed) {
+				return fmt.Errorf("writing standard output: %w", err)
+			}
+			return nil
+		case <-time.After(streamLinger):
+		case <-ctx.Done():
+		}
 		if version.ClientSendsTerminateFlag(s.info.AgentVersion) {
 			if err := s.ch.SendFlag(wire.FlagTerminateSession); err == nil {
 				fctx, cancel := context.WithTimeout(ctx, flushWait)

@@ -39,19 +39,6 @@ type cliEnv struct {
 	bin    string
 }
 
-// buildSSMKit builds cmd/ssmkit into dir.
-func buildSSMKit(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "ssmkit")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ssmkit/ssmkit/cmd/ssmkit").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building ssmkit: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
 	if testing.Short() {
@@ -62,7 +49,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		testutil.MissingTool(t, "the AWS CLI (aws) is not installed; %s", testutil.InstallAWSCLI)
 	}
 	dir := t.TempDir()
-	bin := buildSSMKit(t, dir)
+	bin := testutil.BuildSSMKit(t, dir)
 	linkDir := filepath.Join(dir, "path")
 	// What a user runs: the install command puts the link on PATH.
 	out, err := exec.Command(bin, "plugin", "install", "--dir", linkDir).CombinedOutput()

@@ -33,7 +33,9 @@ const (
 // the exit code.
 func Main() int {
 	f := NewFactory(iostreams.System(), os.Getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: OpenSSH ends its ProxyCommand (ssmkit ssh) with it, and
+	// the session must be terminated rather than left to idle out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	go func() {
 		// After the first signal cancels ctx, restore default handling so a

@@ -20,16 +20,25 @@ import (
 
 func TestNewCmdSSH(t *testing.T) {
 	tests := []struct {
-		name     string
-		args     []string
-		wantPort int
-		wantErr  string
+		name       string
+		args       []string
+		wantPort   int
+		wantUser   string
+		wantTarget string
+		wantSSH    string
+		wantErr    string
 	}{
 		{name: "default port", args: []string{"i-0123456789abcdef0"}, wantPort: 22},
 		{name: "proxy command form", args: []string{"i-0123456789abcdef0", "--port", "2222"}, wantPort: 2222},
 		{name: "short flag", args: []string{"web", "-p", "22"}, wantPort: 22},
 		{name: "bad port", args: []string{"web", "--port", "0"}, wantErr: "not a port number"},
-		{name: "no target", args: []string{}, wantErr: "accepts 1 arg"},
+		{name: "no target", args: []string{}, wantErr: "requires at least 1 arg"},
+		{name: "user at target", args: []string{"ec2-user@web", "--", "-i", "k", "uptime"}, wantPort: 22, wantUser: "ec2-user", wantTarget: "web", wantSSH: "-i k uptime"},
+		{name: "login flag", args: []string{"-l", "ubuntu", "i-0123456789abcdef0"}, wantPort: 22, wantUser: "ubuntu"},
+		{name: "ssh args need a user", args: []string{"web", "--", "uptime"}, wantErr: "need a user"},
+		{name: "args before dash", args: []string{"u@web", "uptime"}, wantErr: "after --"},
+		{name: "empty user", args: []string{"@web"}, wantErr: "is not user@target"},
+		{name: "two users", args: []string{"-l", "a", "b@web"}, wantErr: "two users"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,7 +58,14 @@ func TestNewCmdSSH(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Port != tt.wantPort || got.Target.Arg != tt.args[0] {
+			wantTarget := tt.wantTarget
+			if wantTarget == "" {
+				wantTarget = tt.args[len(tt.args)-1]
+				if tt.wantUser == "" {
+					wantTarget = tt.args[0]
+				}
+			}
+			if got.Port != tt.wantPort || got.Target.Arg != wantTarget || got.User != tt.wantUser || strings.Join(got.SSHArgs, " ") != tt.wantSSH {
 				t.Errorf("options = %+v", got)
 			}
 		})
