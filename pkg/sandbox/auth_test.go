@@ -3,8 +3,6 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -39,15 +36,25 @@ func errCode(err error) string {
 	return ""
 }
 
-// TestSignaturesOnEveryEndpoint: the sandbox's own JSON APIs, the REST and
-// query APIs it passes to moto, and the ssmmessages REST calls all refuse
-// requests that are unsigned or signed with anything but this run's
-// credentials, with AWS's error codes; nothing refused reaches moto.
-func TestSignaturesOnEveryEndpoint(t *testing.T) {
+// TestAuth: who may use the sandbox and how, on one sandbox (each costs a
+// moto server).
+func TestAuth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts moto and the sandbox")
 	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "auth-1"}}})
+	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "auth-1"}}, Proxy: true})
+	t.Run("proxy", func(t *testing.T) { proxy(t, sb) })
+	t.Run("signatures on every endpoint", func(t *testing.T) { signaturesOnEveryEndpoint(t, sb) })
+	t.Run("minted credentials", func(t *testing.T) { mintedCredentials(t, sb) })
+	t.Run("presigned URL", func(t *testing.T) { presignedS3(t, sb) })
+	t.Run("body limit", func(t *testing.T) { bodyLimit(t, sb) })
+}
+
+// signaturesOnEveryEndpoint: the sandbox's own JSON APIs, the REST and
+// query APIs it passes to moto, and the ssmmessages REST calls all refuse
+// requests that are unsigned or signed with anything but this run's
+// credentials, with AWS's error codes; nothing refused reaches moto.
+func signaturesOnEveryEndpoint(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	good := sb.AWSConfig()
 	for name, creds := range map[string]aws.CredentialsProvider{
@@ -149,14 +156,10 @@ func mustCreds(t *testing.T, sb *sandbox.Sandbox) aws.Credentials {
 	return c
 }
 
-// TestMintedCredentials: credentials that STS and IAM (answered by moto)
-// mint through the sandbox are accepted; a role in another account sees
-// that account's view of the sandbox's own APIs.
-func TestMintedCredentials(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto and the sandbox")
-	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "mint-1"}}})
+// mintedCredentials: credentials that STS and IAM (answered by moto) mint
+// through the sandbox are accepted; a role in another account sees that
+// account's view of the sandbox's own APIs.
+func mintedCredentials(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	cfg := sb.AWSConfig()
 
@@ -200,7 +203,7 @@ func TestMintedCredentials(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, sb.URL()+"/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "AmazonSSM.UpdateInstanceInformation")
-	signWith(t, req, body, audit.Credentials, sb.Region())
+	sandboxtest.SignWith(t, audit.Credentials, sb.Region(), "ssm", req, body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -225,13 +228,9 @@ func TestMintedCredentials(t *testing.T) {
 	}
 }
 
-// TestPresignedS3 fetches an object through a presigned URL, as the AWS CLI
+// presignedS3 fetches an object through a presigned URL, as the AWS CLI
 // (aws s3 presign) and SDKs hand them out.
-func TestPresignedS3(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto and the sandbox")
-	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
+func presignedS3(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	c := s3.NewFromConfig(sb.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true })
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("presign")}); err != nil {
@@ -263,26 +262,9 @@ func TestPresignedS3(t *testing.T) {
 	}
 }
 
-// signWith signs a hand-made AWS JSON call with creds (service ssm).
-func signWith(t *testing.T, req *http.Request, body []byte, creds aws.CredentialsProvider, region string) {
-	t.Helper()
-	c, err := creds.Retrieve(req.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(req.Context(), c, req, hex.EncodeToString(sum[:]), "ssm", region, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestBodyLimit: a 100 MB upload is refused with a 413 in S3's shape before
+// bodyLimit: a 100 MB upload is refused with a 413 in S3's shape before
 // its body is read, and nothing reaches moto.
-func TestBodyLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto and the sandbox")
-	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
+func bodyLimit(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	c := s3.NewFromConfig(sb.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true })
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {

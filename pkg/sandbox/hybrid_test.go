@@ -28,7 +28,8 @@ func TestHybridNode(t *testing.T) {
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{
 		{Name: "onprem", Hybrid: true, Tags: map[string]string{"site": "lab"}},
 		{Name: "gone", Hybrid: true, Offline: true},
-	}})
+		{Name: "doomed"}, {Name: "kept"},
+	}, AutoAttachInterval: 100 * time.Millisecond})
 	c, ssmc := clients(sb)
 	ctx := context.Background()
 	h, off := sb.Instances()[0], sb.Instances()[1]
@@ -91,21 +92,18 @@ func TestHybridNode(t *testing.T) {
 	if !errors.As(err, &iid) {
 		t.Errorf("StartSession on a deregistered node: %v", err)
 	}
+
+	t.Run("terminated EC2 instance is deregistered", func(t *testing.T) { terminatedIsDeregistered(t, sb) })
 }
 
-// TestTerminatedInstanceIsDeregistered: as on AWS, an instance terminated
-// through the EC2 API leaves DescribeInstanceInformation (it is not kept as
-// an offline node), and its agent stops.
-func TestTerminatedInstanceIsDeregistered(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto and the sandbox")
-	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "doomed"}, {Name: "kept"}},
-		AutoAttachInterval: 100 * time.Millisecond})
+// terminatedIsDeregistered: as on AWS, an instance terminated through the
+// EC2 API leaves DescribeInstanceInformation (it is not kept as an offline
+// node), and its agent stops.
+func terminatedIsDeregistered(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	cfg := sb.AWSConfig()
 	ssmc := ssm.NewFromConfig(cfg)
-	doomed, kept := sb.Instances()[0], sb.Instances()[1]
+	doomed, kept := sb.Instances()[2], sb.Instances()[3]
 	if _, err := ec2.NewFromConfig(cfg).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{doomed.ID}}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
-	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 	"github.com/ssmkit/ssmkit/pkg/session"
 )
 
@@ -48,15 +47,11 @@ func proxiedHTTP(t *testing.T, sb *sandbox.Sandbox) *http.Client {
 	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 }
 
-// TestProxy: a KMS client with no endpoint setting at all — it calls
-// https://kms.us-east-1.amazonaws.com — works through HTTPS_PROXY, and so
-// does a KMS-encrypted session whose KMS calls take that path; anything
-// but an AWS host is refused with the reason.
-func TestProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts moto and the sandbox")
-	}
-	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "px-1"}}, Proxy: true})
+// proxy (in TestAuth): a KMS client with no endpoint setting at all — it
+// calls https://kms.us-east-1.amazonaws.com — works through HTTPS_PROXY,
+// and so does a KMS-encrypted session whose KMS calls take that path;
+// anything but an AWS host is refused with the reason.
+func proxy(t *testing.T, sb *sandbox.Sandbox) {
 	ctx := context.Background()
 	hc := proxiedHTTP(t, sb)
 	kmsc := kms.New(kms.Options{Region: sb.Region(), Credentials: sb.Credentials(), HTTPClient: hc, RetryMaxAttempts: 1})

@@ -3,10 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,13 +19,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 )
 
 // buildSSMKit builds the real binary, since `up` re-executes itself.
@@ -367,14 +365,7 @@ func registerThroughAgentConfig(t *testing.T, path string, env map[string]string
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "AmazonSSM.UpdateInstanceInformation")
-	c, err := creds.Retrieve(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte(body))
-	if err := v4.NewSigner().SignHTTP(ctx, c, req, hex.EncodeToString(sum[:]), "ssm", ident.Region, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	sandboxtest.SignWith(t, creds, ident.Region, "ssm", req, []byte(body))
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 	resp, err := hc.Do(req)
 	if err != nil {

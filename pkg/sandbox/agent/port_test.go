@@ -118,6 +118,21 @@ func (c clientRWC) Read(b []byte) (int, error)  { return c.ch.Read(b) }
 func (c clientRWC) Write(b []byte) (int, error) { return c.ch.Write(b) }
 func (c clientRWC) Close() error                { return nil }
 
+// smuxClient is the client side of a mux-mode port session over ch (smux
+// v1, keepalive off as a new client asks); it is closed when the test ends.
+func smuxClient(t *testing.T, ch *datachannel.Channel) *smux.Session {
+	t.Helper()
+	cfg := smux.DefaultConfig()
+	cfg.Version = 1
+	cfg.KeepAliveDisabled = true
+	mux, err := smux.Client(clientRWC{ch}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mux.Close() })
+	return mux
+}
+
 func openPort(t *testing.T, f *fakeMGS, sid, props string, cfg datachannel.Config) (*datachannel.Channel, datachannel.SessionInfo) {
 	t.Helper()
 	f.startSession(sid, docWith(ssmdoc.SessionTypePort, props), "")
@@ -144,14 +159,7 @@ func TestPortMuxConcurrentConnections(t *testing.T) {
 	if info.AgentVersion != DefaultAgentVersion {
 		t.Errorf("agent version %q", info.AgentVersion)
 	}
-	cfg := smux.DefaultConfig()
-	cfg.Version = 1
-	cfg.KeepAliveDisabled = true
-	mux, err := smux.Client(clientRWC{ch}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
+	mux := smuxClient(t, ch)
 
 	const conns = 20
 	size := 64 << 10
@@ -317,14 +325,7 @@ func TestPortMuxConnectToPortError(t *testing.T) {
 	startAgent(t, f, nil)
 	pk := newPackets()
 	ch, _ := openPort(t, f, "alice-0a1b2c3d4e5f60104", `{"portNumber":"`+closedPort(t)+`","type":"LocalPortForwarding"}`, datachannel.Config{OnControl: pk.handle})
-	cfg := smux.DefaultConfig()
-	cfg.Version = 1
-	cfg.KeepAliveDisabled = true
-	mux, err := smux.Client(clientRWC{ch}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
+	mux := smuxClient(t, ch)
 	st, err := mux.OpenStream()
 	if err != nil {
 		t.Fatal(err)
@@ -426,14 +427,7 @@ func TestPortMuxHalfClosedDestination(t *testing.T) {
 	sid := "alice-0a1b2c3d4e5f60150"
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ch, _ := openPort(t, f, sid, `{"portNumber":"`+port+`","type":"LocalPortForwarding","localPortNumber":"0"}`, datachannel.Config{})
-	cfg := smux.DefaultConfig()
-	cfg.Version = 1
-	cfg.KeepAliveDisabled = true
-	mux, err := smux.Client(clientRWC{ch}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
+	mux := smuxClient(t, ch)
 	st, err := mux.OpenStream()
 	if err != nil {
 		t.Fatal(err)

@@ -79,12 +79,19 @@ func NoActiveSessions(tb testing.TB, sb *sandbox.Sandbox) {
 // refuses requests that are not signed.
 func Sign(tb testing.TB, sb *sandbox.Sandbox, req *http.Request, body []byte, service string) {
 	tb.Helper()
-	creds, err := sb.Credentials().Retrieve(req.Context())
+	SignWith(tb, sb.Credentials(), sb.Region(), service, req, body)
+}
+
+// SignWith signs req with other credentials (minted through the sandbox,
+// or taken from `sandbox env`).
+func SignWith(tb testing.TB, creds aws.CredentialsProvider, region, service string, req *http.Request, body []byte) {
+	tb.Helper()
+	c, err := creds.Retrieve(req.Context())
 	if err != nil {
-		tb.Fatalf("sandbox credentials: %v", err)
+		tb.Fatalf("credentials: %v", err)
 	}
 	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(req.Context(), creds, req, hex.EncodeToString(sum[:]), service, sb.Region(), time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(req.Context(), c, req, hex.EncodeToString(sum[:]), service, region, time.Now()); err != nil {
 		tb.Fatalf("signing %s %s: %v", req.Method, req.URL.Path, err)
 	}
 }
