@@ -1,8 +1,11 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,5 +99,40 @@ printf '{"response":%s,"argv1":"%s","region":"%s","op":"%s","request":%s,"endpoi
 	}
 	if call.Op != "StartSession" || call.Region != sb.Region() || call.Request.Target != target || call.Endpoint != sb.URL() {
 		t.Fatalf("plugin arguments %+v", call)
+	}
+
+	// S3 through the CLI: a multipart upload, a download, and the presigned
+	// URL `aws s3 presign` hands out (SigV2 query form with the CLI v1).
+	dir2 := t.TempDir()
+	blob := make([]byte, 9<<20) // over the CLI's 8 MiB multipart threshold
+	for i := range blob {
+		blob[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "blob"), blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("s3", "mb", "s3://cli-bucket")
+	run("s3", "cp", filepath.Join(dir2, "blob"), "s3://cli-bucket/dir/blob")
+	run("s3", "cp", "s3://cli-bucket/dir/blob", filepath.Join(dir2, "back"))
+	if back, err := os.ReadFile(filepath.Join(dir2, "back")); err != nil || !bytes.Equal(back, blob) {
+		t.Fatalf("aws s3 cp round trip: %v (%d bytes back)", err, len(back))
+	}
+	url := strings.TrimSpace(string(run("s3", "presign", "s3://cli-bucket/dir/blob", "--expires-in", "60")))
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got2, blob) {
+		t.Errorf("GET of the presigned URL %s: %d, %d bytes", strings.SplitN(url, "?", 2)[0], resp.StatusCode, len(got2))
+	}
+	resp, err = http.Get(strings.Replace(url, "/dir/blob", "/dir/other", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the presigned URL used for another key: %d, want 403", resp.StatusCode)
 	}
 }

@@ -5,7 +5,9 @@
 //
 // Signatures are recomputed with aws-sdk-go-v2's own signer
 // (aws/signer/v4) over the parts of the request the client signed, and
-// compared in constant time. Credentials minted through the sandbox (STS
+// compared in constant time. S3 presigned URLs in the older SigV2 form,
+// which the AWS CLI v1's `aws s3 presign` still produces, are accepted too
+// (presignv2.go). Credentials minted through the sandbox (STS
 // AssumeRole, GetSessionToken, IAM CreateAccessKey answered by moto) are
 // recorded as those answers pass through (Record), so clients that switch
 // to them keep working, each in the account AWS would put it in.

@@ -154,6 +154,9 @@ func parse(r *http.Request) (*authParts, *Error) {
 // UNSIGNED-PAYLOAD or a streaming payload). On success it returns who
 // signed the request.
 func (v *Verifier) Verify(r *http.Request, body []byte) (*Caller, *Error) {
+	if r.Header.Get("Authorization") == "" && isPresignedV2(r) {
+		return v.verifyPresignedV2(r)
+	}
 	p, aerr := parse(r)
 	if aerr != nil {
 		return nil, aerr
