@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 type vectorFile struct {
@@ -36,20 +35,29 @@ type vector struct {
 	PayloadJSON    json.RawMessage `json:"payload_json"`
 }
 
-// loadVectors reads ../shared/protocol/vectors.json relative to the
-// repository root, or $SSMKIT_PROTOCOL_VECTORS.
+// loadVectors reads the golden vectors: testdata/vectors.json, a copy of
+// ../shared/protocol/vectors.json committed so that the test runs on any
+// checkout, or $SSMKIT_PROTOCOL_VECTORS. When the shared original sits beside
+// the repository, the copy must be identical to it, so a new vector set is
+// never tested against a stale copy.
 func loadVectors(t *testing.T) []vector {
 	t.Helper()
 	path := os.Getenv("SSMKIT_PROTOCOL_VECTORS")
 	if path == "" {
+		path = filepath.Join("testdata", "vectors.json")
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		path = filepath.Join(root, "..", "shared", "protocol", "vectors.json")
+		shared := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "protocol", "vectors.json")
+		if orig, err := os.ReadFile(shared); err == nil {
+			copied, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading vectors: %v", err)
+			}
+			if !bytes.Equal(orig, copied) {
+				t.Fatalf("%s differs from %s: copy the shared vectors into testdata", path, shared)
+			}
+		}
 	}
 	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		testutil.MissingTool(t, "golden vectors not found at %s (a checkout of shared/ beside the repository, or set SSMKIT_PROTOCOL_VECTORS)", path)
-	}
 	if err != nil {
 		t.Fatalf("reading vectors: %v", err)
 	}
