@@ -3,6 +3,9 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +65,26 @@ func TestHybridNode(t *testing.T) {
 	acts, err := ssmc.DescribeActivations(ctx, &ssm.DescribeActivationsInput{})
 	if err != nil || len(acts.ActivationList) != 2 || aws.ToInt32(acts.ActivationList[0].RegistrationsCount) != 1 {
 		t.Errorf("DescribeActivations: %v %+v", err, acts)
+	}
+
+	// The agent's registration call is anonymous, as on AWS: the
+	// activation code is the secret.
+	act, err := ssmc.CreateActivation(ctx, &ssm.CreateActivationInput{IamRole: aws.String(fleet.HybridRoleName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"ActivationCode":%q,"ActivationId":%q,"PublicKey":"k","PublicKeyType":"Rsa"}`, aws.ToString(act.ActivationCode), aws.ToString(act.ActivationId))
+	req, _ := http.NewRequest(http.MethodPost, sb.URL()+"/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonSSM.RegisterManagedInstance")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(rb), `"InstanceId":"mi-`) {
+		t.Errorf("anonymous RegisterManagedInstance: %d %s", resp.StatusCode, rb)
 	}
 
 	// A session on the node.

@@ -292,9 +292,14 @@ func (v *Verifier) recompute(r *http.Request, p *authParts, cred Credential, pay
 // unsignedAllowed reports whether r may come without a signature: the
 // websocket upgrades of the data and control channels (their first frame
 // carries the token the sandbox issued; the official client dials its
-// StreamUrl with no signature) and the STS calls that are unsigned by
-// design.
+// StreamUrl with no signature), and the calls that are anonymous on AWS
+// too: STS AssumeRoleWithWebIdentity/SAML, and SSM RegisterManagedInstance
+// (the agent registers with an activation code and id, before it has
+// credentials).
 func unsignedAllowed(r *http.Request, body []byte) bool {
+	if r.Header.Get("X-Amz-Target") == "AmazonSSM.RegisterManagedInstance" {
+		return true
+	}
 	if r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
 		(strings.HasPrefix(r.URL.Path, "/v1/data-channel/") || strings.HasPrefix(r.URL.Path, "/v1/control-channel/")) {
 		return true

@@ -288,9 +288,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 // everything else to moto.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
-	if target != "" && r.Header.Get("Authorization") == "" {
-		// AWS refuses unsigned JSON requests before anything else; moto
-		// would route them by guesswork (to S3) instead.
+	if target != "" && r.Header.Get("Authorization") == "" && target != ssmTargetPrefix+"RegisterManagedInstance" {
+		// AWS refuses unsigned JSON requests before anything else (except
+		// the agent's anonymous RegisterManagedInstance); moto would route
+		// them by guesswork (to S3) instead.
 		writeError(w, http.StatusBadRequest, "MissingAuthenticationTokenException", "Missing Authentication Token")
 		return
 	}
