@@ -8,7 +8,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VPKG := github.com/ssmkit/ssmkit/pkg/cmd/version
 LDFLAGS := -s -w -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
 
-.PHONY: build demo test test-short bench fuzz lint tidy-check clean
+.PHONY: build demo test test-short bench fuzz lint unused tidy-check clean
 
 ## build: one static binary at bin/ssmkit
 build:
@@ -34,6 +34,10 @@ bench:
 ## fuzz: run every fuzz target briefly (FUZZTIME=30s for longer)
 fuzz:
 	scripts/fuzz.sh
+
+## unused: staticcheck and deadcode at pinned versions (go run pkg@version); not part of make test
+unused:
+	scripts/unused.sh
 
 ## lint: gofmt, go vet, go mod tidy must leave no diff
 lint:

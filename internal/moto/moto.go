@@ -203,27 +203,6 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Reset wipes all state of the moto server at url (POST /moto-api/reset), so tests that share
-// one server can start clean.
-func Reset(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(url, "/")+"/moto-api/reset", nil)
-	if err != nil {
-		return fmt.Errorf("resetting moto server: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("resetting moto server at %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("resetting moto server at %s: HTTP %s", url, resp.Status)
-	}
-	return nil
-}
-
 // Ping reports whether a moto server answers at url.
 func Ping(ctx context.Context, url string) error {
 	return ping(ctx, &http.Client{Timeout: 5 * time.Second}, strings.TrimRight(url, "/"))

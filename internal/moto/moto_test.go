@@ -117,35 +117,6 @@ func TestStartCreateKeyClose(t *testing.T) {
 	}
 }
 
-func TestReset(t *testing.T) {
-	srv := startServer(t)
-	ctx := context.Background()
-	c := kmsClient(srv.URL())
-	if _, err := c.CreateKey(ctx, &kms.CreateKeyInput{}); err != nil {
-		t.Fatalf("CreateKey: %v", err)
-	}
-	if err := Reset(srv.URL()); err != nil {
-		t.Fatalf("Reset: %v", err)
-	}
-	keys, err := c.ListKeys(ctx, &kms.ListKeysInput{})
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	if len(keys.Keys) != 0 {
-		t.Errorf("after Reset ListKeys = %d keys, want 0", len(keys.Keys))
-	}
-}
-
-func TestResetUnreachable(t *testing.T) {
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Reset("http://127.0.0.1:" + strconv.Itoa(port)); err == nil {
-		t.Fatal("Reset against a closed port succeeded")
-	}
-}
-
 func TestStartFixedPortAndLog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a moto server; skipped under -short")

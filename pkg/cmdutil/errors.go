@@ -33,6 +33,8 @@ func FlagErrorWrap(err error) error {
 // SilentError makes ssmkit exit 1 without printing anything, for commands
 // that have already explained the failure themselves (doctor prints its
 // ✓/!/X lines and then returns SilentError). The name follows cli/cli.
+//
+//lint:ignore ST1012 named after cli/cli's cmdutil.SilentError, which STYLE.md follows
 var SilentError = errors.New("SilentError")
 
 // ExitCodeError makes ssmkit exit with the given code and print nothing.

@@ -18,9 +18,6 @@ type ColorScheme struct {
 	enabled bool
 }
 
-// Enabled reports whether this scheme emits colour.
-func (c *ColorScheme) Enabled() bool { return c.enabled }
-
 func (c *ColorScheme) wrap(code, s string) string {
 	if !c.enabled || s == "" {
 		return s

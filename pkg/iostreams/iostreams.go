@@ -125,18 +125,3 @@ func (s *IOStreams) ColorEnabled() bool {
 func (s *IOStreams) ColorScheme() *ColorScheme {
 	return &ColorScheme{enabled: s.ColorEnabled()}
 }
-
-// TerminalWidth returns the width of the terminal on standard output, or 80
-// when standard output is not a terminal or its size is unknown.
-func (s *IOStreams) TerminalWidth() int {
-	const fallback = 80
-	f, ok := s.Out.(*os.File)
-	if !ok || !s.stdoutTTY {
-		return fallback
-	}
-	w, _, err := term.GetSize(int(f.Fd()))
-	if err != nil || w <= 0 {
-		return fallback
-	}
-	return w
-}

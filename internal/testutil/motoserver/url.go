@@ -22,8 +22,8 @@ const EnvURL = "SSMKIT_MOTO_URL"
 // URL returns the endpoint of a moto server for t.
 //
 // When $SSMKIT_MOTO_URL is set (scripts/moto.sh start prints it), URL checks that the server
-// answers and returns it; the server is shared, so call moto.Reset if the test needs a clean
-// slate. Otherwise URL returns Private(t).
+// answers and returns it; the server is shared, so a test that needs a clean slate takes
+// Private(t) instead. Otherwise URL returns Private(t).
 func URL(t testing.TB) string {
 	t.Helper()
 	if url := os.Getenv(EnvURL); url != "" {

@@ -211,7 +211,7 @@ func TestSessionsAgainstSandbox(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "terminating nobody-0123456789abcdef0") || !strings.Contains(err.Error(), "DoesNotExist") {
 		t.Errorf("unknown id: %v", err)
 	}
-	out, stderr, err = run(t, cfg, "terminate", "nobody-0123456789abcdef0", s2.ID())
+	_, stderr, err = run(t, cfg, "terminate", "nobody-0123456789abcdef0", s2.ID())
 	if !errors.Is(err, cmdutil.SilentError) || !strings.Contains(stderr, "X nobody-0123456789abcdef0: SSM TerminateSession: DoesNotExistException") ||
 		!strings.Contains(stderr, "Terminated "+s2.ID()) {
 		t.Errorf("mixed: %v\n%s", err, stderr)
