@@ -97,3 +97,12 @@ func Stream(ctx context.Context, s *Session, in io.Reader, out io.Writer) error 
 		return ctx.Err()
 	}
 }
+
+// Bytes returns the session's byte stream for callers that frame their
+// own data (ssmkit cp): Read returns the agent's output in order and io.EOF
+// once the session has ended; Write sends input. Messages other than
+// output (stderr, flags) are ignored from then on.
+func (s *Session) Bytes() io.ReadWriter {
+	s.setHandler(func(datachannel.Packet) error { return nil })
+	return channelStream{s.ch}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	cpCmd "github.com/ssmkit/ssmkit/pkg/cmd/cp"
 	doctorCmd "github.com/ssmkit/ssmkit/pkg/cmd/doctor"
 	execCmd "github.com/ssmkit/ssmkit/pkg/cmd/exec"
 	forwardCmd "github.com/ssmkit/ssmkit/pkg/cmd/forward"
@@ -79,6 +80,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.AddCommand(execCmd.NewCmdExec(f, nil))
 	cmd.AddCommand(forwardCmd.NewCmdForward(f, nil))
 	cmd.AddCommand(sshCmd.NewCmdSSH(f, nil))
+	cmd.AddCommand(cpCmd.NewCmdCp(f, nil))
 	cmd.AddCommand(doctorCmd.NewCmdDoctor(f, nil))
 	cmd.AddCommand(sandboxCmd.NewCmdSandbox(f))
 	cmd.AddCommand(prefsCmd.NewCmdPrefs(f))
