@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh — the README's first command (`make demo`): start a sandbox with a
 # few instances, look at the fleet, diagnose a healthy and a broken instance,
-# run a command through a session and forward a port to a small HTTP server
-# "on" the instance — then stop everything. Every step must succeed.
+# run a command through a session, forward a port to a small HTTP server
+# "on" the instance, and let the AWS CLI use ssmkit as its
+# session-manager-plugin — then stop everything. Every step must succeed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ssmkit=${SSMKIT:-bin/ssmkit}
@@ -52,6 +53,22 @@ local_addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lo
 body=$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/", timeout=10).read().decode().strip())' "$local_addr")
 echo "GET http://$local_addr/ → $body"
 [ "$body" = "served through Session Manager" ]
+
+step "the AWS CLI with ssmkit as its session-manager-plugin"
+if command -v aws >/dev/null; then
+  export PATH="$state/bin:$PATH"
+  "$ssmkit" plugin install --dir "$state/bin"
+  out=$(AWS_PAGER= aws ssm start-session --target "$web1" \
+    --document-name AWS-StartNonInteractiveCommand \
+    --parameters '{"command":["echo hello from the AWS CLI on $(hostname)"],"separateOutputStream":["true"]}')
+  echo "$out"
+  grep -q "hello from the AWS CLI" <<<"$out"
+elif [ "${SSMKIT_CI:-}" = 1 ]; then
+  echo "the AWS CLI (aws) is not installed" >&2
+  exit 1
+else
+  echo "(skipped: the AWS CLI is not installed — pip install awscli)"
+fi
 
 step "ssmkit sandbox down"
 "$ssmkit" sandbox down --state-dir "$state"
