@@ -24,7 +24,17 @@ func TestResolveAgainstSandbox(t *testing.T) {
 		{Name: "web-1", Tags: map[string]string{"team": "blue", "env": "prod"}},
 		{Name: "web-2", Tags: map[string]string{"team": "blue", "env": "dev"}},
 		{Name: "db-1", Tags: map[string]string{"team": "data"}},
+		{Name: "lab-7", Hybrid: true, Tags: map[string]string{"site": "lab"}},
 	}})
+	var lab *sandbox.Instance
+	for _, inst := range sb.Instances() {
+		if inst.Hybrid {
+			lab = inst
+		}
+	}
+	if lab == nil || !target.IsManagedNodeID(lab.ID) {
+		t.Fatalf("no hybrid node: %+v", sb.Instances())
+	}
 	cfg := sb.AWSConfig()
 	ctx := context.Background()
 	ec2c := ec2.NewFromConfig(cfg)
@@ -60,6 +70,13 @@ func TestResolveAgainstSandbox(t *testing.T) {
 		{in: web2.ip, want: web2.id},
 		{in: db1.dns, want: db1.id},
 		{in: "db-*", pickOne: true, want: db1.id},
+		// The hybrid node: its computer name, the name's first label, its
+		// address, its tag.
+		{in: "lab-7.corp.example", want: lab.ID},
+		{in: "lab-7", want: lab.ID},
+		{in: lab.PrivateIP, want: lab.ID},
+		{in: "tag:site=lab", want: lab.ID},
+		{in: lab.ID, want: lab.ID},
 		{in: "db-*", wantErr: target.ErrAmbiguous},
 		{in: "tag:team=blue", wantErr: target.ErrAmbiguous},
 		{in: "web-?", pickOne: true, wantErr: target.ErrAmbiguous},
@@ -79,7 +96,7 @@ func TestResolveAgainstSandbox(t *testing.T) {
 	}
 	// The picker's list: every sandbox node, named from EC2.
 	nodes, err := target.ListNodes(ctx, r.SSM, r.EC2, nil)
-	if err != nil || len(nodes) != 3 || nodes[0].Name != "db-1" || nodes[0].PingStatus != "Online" || nodes[0].EC2State != "running" {
+	if err != nil || len(nodes) != 4 || nodes[0].Name != "db-1" || nodes[0].PingStatus != "Online" || nodes[0].EC2State != "running" {
 		t.Errorf("ListNodes = %+v, %v", nodes, err)
 	}
 }
