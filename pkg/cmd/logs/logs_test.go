@@ -1,7 +1,6 @@
 package logs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,11 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/internal/testutil"
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -26,13 +25,6 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
 )
-
-func prepare(cmd *cobra.Command, args []string) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
-	cmd.SetArgs(args)
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-}
 
 func TestNewCmdLogs(t *testing.T) {
 	tests := []struct {
@@ -57,7 +49,7 @@ func TestNewCmdLogs(t *testing.T) {
 			f := &cmdutil.Factory{IOStreams: ios}
 			var got *LogsOptions
 			cmd := NewCmdLogs(f, func(o *LogsOptions) error { got = o; return nil })
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -159,7 +151,7 @@ func (e *env) logs(opts func(*LogsOptions), args ...string) (string, string, err
 		}
 		return logsRun(context.Background(), o)
 	})
-	prepare(cmd, args)
+	cmdtest.Prepare(cmd, args)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := cmd.ExecuteContextC(ctx)

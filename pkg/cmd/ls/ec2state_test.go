@@ -14,6 +14,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 )
 
@@ -120,7 +121,7 @@ func TestNewCmdLsAll(t *testing.T) {
 	ios, _, _, _ := iostreams.Test()
 	var got *LsOptions
 	cmd := NewCmdLs(&cmdutil.Factory{IOStreams: ios}, func(o *LsOptions) error { got = o; return nil })
-	prepare(cmd, []string{"--all"})
+	cmdtest.Prepare(cmd, []string{"--all"})
 	if _, err := cmd.ExecuteC(); err != nil || !got.All {
 		t.Fatalf("--all: %v %+v", err, got)
 	}

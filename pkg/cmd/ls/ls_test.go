@@ -18,23 +18,16 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 )
-
-func prepare(cmd *cobra.Command, args []string) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
-	cmd.SetArgs(args)
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-}
 
 func TestNewCmdLs(t *testing.T) {
 	tests := []struct {
@@ -64,7 +57,7 @@ func TestNewCmdLs(t *testing.T) {
 			f.Options.Output = tt.output
 			var got *LsOptions
 			cmd := NewCmdLs(f, func(o *LsOptions) error { got = o; return nil })
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -213,7 +206,7 @@ func TestLsAgainstSandbox500(t *testing.T) {
 		ios, _, stdout, stderr := iostreams.Test()
 		f := &cmdutil.Factory{IOStreams: ios, AWSConfig: func(context.Context) (aws.Config, error) { return ccfg, nil }}
 		cmd := NewCmdLs(f, nil)
-		prepare(cmd, args)
+		cmdtest.Prepare(cmd, args)
 		t0 := time.Now()
 		if _, err := cmd.ExecuteContextC(ctx); err != nil {
 			t.Fatalf("ls %v: %v %s", args, err, stderr)

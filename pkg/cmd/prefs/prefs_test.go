@@ -1,7 +1,6 @@
 package prefs
 
 import (
-	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
@@ -26,15 +26,6 @@ func exitCode(err error) int {
 	default:
 		return 1
 	}
-}
-
-// prepare makes cmd behave as under the root command: flag parse errors
-// are usage errors, and output goes nowhere.
-func prepare(cmd *cobra.Command, args []string) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
-	cmd.SetArgs(args)
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
 }
 
 func TestNewCmdSet(t *testing.T) {
@@ -85,7 +76,7 @@ func TestNewCmdSet(t *testing.T) {
 			f.Options.Output = tt.output
 			var got *SetOptions
 			cmd := NewCmdSet(f, func(o *SetOptions) error { got = o; return nil })
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -163,7 +154,7 @@ func TestNewCmdApplyDiffResetShow(t *testing.T) {
 			case "show":
 				cmd = NewCmdShow(f, func(o *ShowOptions) error { g = got{"", false, o.Document, o.JSON}; return nil })
 			}
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

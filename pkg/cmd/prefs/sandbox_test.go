@@ -20,6 +20,7 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/prefs"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
@@ -45,7 +46,7 @@ func (h *harness) run(args ...string) result {
 	ios, _, stdout, stderr := iostreams.Test()
 	f := &cmdutil.Factory{IOStreams: ios, AWSConfig: func(context.Context) (aws.Config, error) { return h.cfg, nil }}
 	cmd := NewCmdPrefs(f)
-	prepare(cmd, args)
+	cmdtest.Prepare(cmd, args)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, err := cmd.ExecuteContextC(ctx)

@@ -1,7 +1,6 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,22 +10,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/spf13/cobra"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
+	"github.com/ssmkit/ssmkit/pkg/cmdutil/cmdtest"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 	"github.com/ssmkit/ssmkit/pkg/session"
 	"github.com/ssmkit/ssmkit/pkg/sessionlist"
 )
-
-func prepare(cmd *cobra.Command, args []string) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorWrap(err) })
-	cmd.SetArgs(args)
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-}
 
 func TestNewCmdList(t *testing.T) {
 	tests := []struct {
@@ -52,7 +44,7 @@ func TestNewCmdList(t *testing.T) {
 			f.Options.Output = tt.output
 			var got *ListOptions
 			cmd := NewCmdList(f, func(o *ListOptions) error { got = o; return nil })
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -90,7 +82,7 @@ func TestNewCmdTerminate(t *testing.T) {
 			f := &cmdutil.Factory{IOStreams: ios}
 			var got *TerminateOptions
 			cmd := NewCmdTerminate(f, func(o *TerminateOptions) error { got = o; return nil })
-			prepare(cmd, tt.args)
+			cmdtest.Prepare(cmd, tt.args)
 			_, err := cmd.ExecuteC()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -117,7 +109,7 @@ func run(t *testing.T, cfg aws.Config, args ...string) (string, string, error) {
 	ios, _, stdout, stderr := iostreams.Test()
 	f := &cmdutil.Factory{IOStreams: ios, AWSConfig: func(context.Context) (aws.Config, error) { return cfg, nil }}
 	cmd := NewCmdSessions(f)
-	prepare(cmd, args)
+	cmdtest.Prepare(cmd, args)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := cmd.ExecuteContextC(ctx)
