@@ -2,11 +2,15 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
@@ -152,5 +156,21 @@ func TestInstall(t *testing.T) {
 	opts, stderr = installOpts(t, exe, dir, other+string(os.PathListSeparator)+dir)
 	if err := installRun(opts); err != nil || !strings.Contains(stderr.String(), filepath.Join(other, Name)+" comes first on PATH") {
 		t.Errorf("shadowed: %v, %q", err, stderr.String())
+	}
+}
+
+// TestClientsUseTheCLIsEndpoint: ResumeSession and TerminateSession go to
+// the SSM endpoint the AWS CLI passed, in its region.
+func TestClientsUseTheCLIsEndpoint(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	ios, _, _, _ := iostreams.Test()
+	c, err := clientsFor(&cmdutil.Factory{IOStreams: ios})(context.Background(), "eu-west-3", "", "http://127.0.0.1:4566")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.SSM.(*ssm.Client).Options()
+	if aws.ToString(o.BaseEndpoint) != "http://127.0.0.1:4566" || o.Region != "eu-west-3" || c.KMS == nil {
+		t.Errorf("SSM endpoint %q region %q, KMS %v", aws.ToString(o.BaseEndpoint), o.Region, c.KMS)
 	}
 }
