@@ -287,8 +287,13 @@ type Request struct {
 	Principal string
 	// Context holds the condition keys' values (keys are compared
 	// case-insensitively). It also resolves policy variables in resources
-	// (${aws:userid}). A key it lacks makes a test on it undecidable.
+	// (${aws:userid}). A key it lacks makes a test on it undecidable,
+	// unless AbsentPrefixes covers it.
 	Context map[string][]string
+	// AbsentPrefixes are key prefixes the Context lists completely
+	// ("ssm:resourceTag/" when it holds every tag of the resource): a key
+	// with such a prefix that Context lacks is known to be absent.
+	AbsentPrefixes []string
 }
 
 // Result is a decision with the statement that decided it.
@@ -317,7 +322,7 @@ func resultOf(d Decision, doc Document, i int) Result {
 // wins, then an Allow, unless a Deny depends on an undecidable condition.
 func Evaluate(docs []Document, req Request) Result {
 	var allow, condAllow, condDeny *Result
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	for _, d := range docs {
 		for i, st := range d.Statements {
 			if !st.matchesAction(req.Action) || !st.matchesPrincipal(req.Principal) {
@@ -366,7 +371,7 @@ func Evaluate(docs []Document, req Request) Result {
 // unconditional, matching Deny), in order. Fixes name them all.
 func Denies(docs []Document, req Request) []Result {
 	var out []Result
-	ctx := lowerKeys(req.Context)
+	ctx := req.context()
 	for _, d := range docs {
 		for i, st := range d.Statements {
 			if st.Effect != Deny || !st.matchesAction(req.Action) || !st.matchesPrincipal(req.Principal) {
@@ -383,12 +388,38 @@ func Denies(docs []Document, req Request) []Result {
 	return out
 }
 
-func lowerKeys(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
+// reqContext is a request's context with lower-case keys, and the
+// prefixes under which missing keys are absent.
+type reqContext struct {
+	m      map[string][]string
+	absent []string
+}
+
+func (r Request) context() reqContext {
+	m := make(map[string][]string, len(r.Context))
+	for k, v := range r.Context {
+		m[strings.ToLower(k)] = v
 	}
-	return out
+	var absent []string
+	for _, p := range r.AbsentPrefixes {
+		absent = append(absent, strings.ToLower(p))
+	}
+	return reqContext{m: m, absent: absent}
+}
+
+// lookup returns a key's values and whether they are known (an absent key
+// under AbsentPrefixes is known, with no values).
+func (c reqContext) lookup(key string) ([]string, bool) {
+	k := strings.ToLower(key)
+	if v, ok := c.m[k]; ok {
+		return v, true
+	}
+	for _, p := range c.absent {
+		if strings.HasPrefix(k, p) {
+			return nil, true
+		}
+	}
+	return nil, false
 }
 
 func (st Statement) matchesAction(action string) bool {
@@ -398,7 +429,7 @@ func (st Statement) matchesAction(action string) bool {
 	return anyMatch(st.Action, action, true)
 }
 
-func (st Statement) matchesResource(resource string, ctx map[string][]string) bool {
+func (st Statement) matchesResource(resource string, ctx reqContext) bool {
 	match := func(patterns []string) bool {
 		for _, p := range patterns {
 			if q, ok := substitute(p, ctx); ok && matchResource(q, resource) {
@@ -420,7 +451,7 @@ func (st Statement) matchesResource(resource string, ctx map[string][]string) bo
 // with their values from ctx, and the escapes ${*} ${?} ${$} with the
 // characters, which then match literally. ok is false when a variable has
 // no value and no default: IAM then lets the element match nothing.
-func substitute(p string, ctx map[string][]string) (string, bool) {
+func substitute(p string, ctx reqContext) (string, bool) {
 	if !strings.Contains(p, "${") {
 		return p, true
 	}
@@ -451,7 +482,7 @@ func substitute(p string, ctx map[string][]string) (string, bool) {
 				def, hasDef = d[1:len(d)-1], true
 			}
 		}
-		if v := ctx[strings.ToLower(name)]; len(v) == 1 {
+		if v, _ := ctx.lookup(name); len(v) == 1 {
 			b.WriteString(v[0])
 		} else if hasDef {
 			b.WriteString(def)
@@ -557,7 +588,7 @@ const (
 
 // conditionsHold evaluates every condition of the statement against ctx:
 // false as soon as one fails, unknown if one cannot be decided.
-func (st Statement) conditionsHold(ctx map[string][]string) condResult {
+func (st Statement) conditionsHold(ctx reqContext) condResult {
 	res := condTrue
 	for _, c := range st.Conditions {
 		switch c.eval(ctx) {
@@ -570,7 +601,7 @@ func (st Statement) conditionsHold(ctx map[string][]string) condResult {
 	return res
 }
 
-func (c Condition) eval(ctx map[string][]string) condResult {
+func (c Condition) eval(ctx reqContext) condResult {
 	op := c.Operator
 	qualifier := ""
 	if q, rest, ok := strings.Cut(op, ":"); ok {
@@ -578,7 +609,7 @@ func (c Condition) eval(ctx map[string][]string) condResult {
 	}
 	ifExists := strings.HasSuffix(op, "IfExists")
 	op = strings.TrimSuffix(op, "IfExists")
-	vals, known := ctx[strings.ToLower(c.Key)]
+	vals, known := ctx.lookup(c.Key)
 	if strings.EqualFold(op, "Null") {
 		if !known {
 			return condUnknown
@@ -744,6 +775,28 @@ func Without(d Document, drop ...int) (string, int) {
 		Statement []json.RawMessage
 	}{"2012-10-17", stmts})
 	return string(out), len(stmts)
+}
+
+// With returns the document's JSON with extra statements (anything that
+// marshals to a statement object) appended, in the shape IAM and KMS
+// accept back (put-key-policy). Fixes use it to grant a principal access
+// and keep the rest of a policy.
+func With(d Document, extra ...any) string {
+	stmts := []json.RawMessage{}
+	for _, st := range d.Statements {
+		stmts = append(stmts, compact(st.Raw))
+	}
+	for _, e := range extra {
+		b, err := json.Marshal(e)
+		if err == nil {
+			stmts = append(stmts, compact(b))
+		}
+	}
+	out, _ := json.Marshal(struct {
+		Version   string
+		Statement []json.RawMessage
+	}{"2012-10-17", stmts})
+	return string(out)
 }
 
 func compact(b json.RawMessage) json.RawMessage {

@@ -228,6 +228,8 @@ func TestConditions(t *testing.T) {
 			Context: map[string][]string{"ssm:resourceTag/SessionAccess": {}, "ssm:SessionDocumentAccessCheck": {"true"}}}, ImplicitDeny},
 		{"tag unknown", Request{Action: "ssm:StartSession", Resource: inst,
 			Context: map[string][]string{"ssm:SessionDocumentAccessCheck": {"true"}}}, Conditional},
+		{"every tag known, this one absent", Request{Action: "ssm:StartSession", Resource: inst, AbsentPrefixes: []string{"ssm:resourceTag/"},
+			Context: map[string][]string{"ssm:resourceTag/Other": {"x"}, "ssm:SessionDocumentAccessCheck": {"true"}}}, ImplicitDeny},
 		{"IfExists with the key absent", Request{Action: "ssm:StartSession", Resource: inst,
 			Context: map[string][]string{"ssm:resourceTag/SessionAccess": {"true"}, "ssm:SessionDocumentAccessCheck": {}}}, Allowed},
 		{"own session", Request{Action: "ssm:TerminateSession", Resource: "arn:aws:ssm:us-east-1:1:session/AIDAX-0123",
@@ -372,6 +374,18 @@ func TestDeniesAndWithout(t *testing.T) {
 	}
 	if _, n := Without(d, 0, 1, 2, 3); n != 0 {
 		t.Errorf("%d remain after dropping all", n)
+	}
+}
+
+func TestWith(t *testing.T) {
+	d := mustParse(t, "key", `{"Statement":[{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"kms:*","Resource":"*"}]}`)
+	out := With(d, map[string]any{"Sid": "Role", "Effect": "Allow", "Principal": map[string]string{"AWS": "arn:aws:iam::2:role/r"}, "Action": "kms:Decrypt", "Resource": "*"})
+	back := mustParse(t, "back", out)
+	if len(back.Statements) != 2 || back.Statements[0].Sid != "Root" || back.Statements[1].Sid != "Role" {
+		t.Fatalf("With = %s", out)
+	}
+	if r := Evaluate([]Document{back}, Request{Action: "kms:Decrypt", Principal: "AWS:arn:aws:sts::2:assumed-role/r/i-1"}); r.Decision != Allowed {
+		t.Errorf("the added statement does not allow: %v", r.Decision)
 	}
 }
 
