@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -57,4 +58,10 @@ func NewS3(cfg aws.Config, optFns ...func(*s3.Options)) *s3.Client {
 		}
 	}
 	return s3.NewFromConfig(cfg, append([]func(*s3.Options){pathStyle}, optFns...)...)
+}
+
+// NewRoute53 returns a Route 53 client (the doctor follows private hosted
+// zones to centralised endpoints).
+func NewRoute53(cfg aws.Config, optFns ...func(*route53.Options)) *route53.Client {
+	return route53.NewFromConfig(cfg, optFns...)
 }

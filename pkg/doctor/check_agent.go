@@ -15,8 +15,8 @@ func (t *target) instanceRunning() Check {
 		return skip("hybrid managed node: not an EC2 instance")
 	}
 	if t.inst.State != "running" {
-		return failf(fmt.Sprintf("aws ec2 start-instances --instance-ids %s", t.inst.ID),
-			"the instance is %s", t.inst.State).with("State=" + t.inst.State)
+		return failf("", "the instance is %s", t.inst.State).with("State="+t.inst.State).
+			run("", cmd("aws", "ec2", "start-instances", "--instance-ids", t.inst.ID))
 	}
 	return pass("the instance is running", "State=running", "AvailabilityZone="+t.inst.AvailabilityZone)
 }
@@ -28,6 +28,10 @@ func (t *target) agentOnline() Check {
 		return skip("cannot list managed nodes: %s", shortErr(t.f.ManagedErr))
 	}
 	m := t.managed
+	if m == nil && t.hybrid {
+		return failf(hybridRegisterFix(t.f.Region),
+			"%s is not a managed node in %s: it was deregistered, or it is in another region or account", t.inst.ID, t.f.Region)
+	}
 	if m == nil {
 		return failf(agentFix+"; the agent needs an instance profile and a network path (see identity.* and network.*)",
 			"not a managed node: the SSM Agent has never registered")
@@ -39,8 +43,18 @@ func (t *target) agentOnline() Check {
 	return pass("the SSM Agent is online", ev...)
 }
 
-func updateAgentFix(id string) string {
-	return fmt.Sprintf("aws ssm send-command --document-name AWS-UpdateSSMAgent --targets Key=InstanceIds,Values=%s", id)
+// hybridRegisterFix is how a machine becomes a hybrid managed node again:
+// a new activation, then registration on the machine. Not a command the
+// doctor can run: the second step needs the first's output, on the machine.
+func hybridRegisterFix(region string) string {
+	return "create an activation with a role that trusts ssm.amazonaws.com and has AmazonSSMManagedInstanceCore " +
+		"(`aws ssm create-activation --iam-role ROLE --registration-limit 1`), then on the machine " +
+		"`sudo amazon-ssm-agent -register -code CODE -id ID -region " + region + "` and restart the agent; check --region and --profile first"
+}
+
+// updateAgent is the command that updates the agent through Run Command.
+func updateAgent(id string) string {
+	return cmd("aws", "ssm", "send-command", "--document-name", "AWS-UpdateSSMAgent", "--instance-ids", id)
 }
 
 func (t *target) agentVersion() Check {
@@ -49,7 +63,8 @@ func (t *target) agentVersion() Check {
 	}
 	v := t.managed.AgentVersion
 	if !version.Sessions.SupportedBy(v) {
-		return failf(updateAgentFix(t.inst.ID), "SSM Agent %s is older than %s, the oldest Session Manager supports", v, MinAgentVersion).with("AgentVersion=" + v)
+		return failf("", "SSM Agent %s is older than %s, the oldest Session Manager supports", v, MinAgentVersion).with("AgentVersion="+v).
+			run("", updateAgent(t.inst.ID))
 	}
 	return pass("SSM Agent "+v, "AgentVersion="+v)
 }
@@ -68,7 +83,7 @@ func (t *target) gate(f version.Feature, used bool, why string) Check {
 	if f.SupportedBy(v) {
 		return pass(fmt.Sprintf("%s is supported (agent %s ≥ %s)", f.Name, v, f.MinAgent))
 	}
-	c := warnf(updateAgentFix(t.inst.ID), "%s needs agent %s, this one is %s", f.Name, f.MinAgent, v)
+	c := warnf("", "%s needs agent %s, this one is %s", f.Name, f.MinAgent, v).run("", updateAgent(t.inst.ID))
 	if used {
 		c.Status = Fail
 		c.Summary += "; this configuration uses it"

@@ -15,11 +15,14 @@ func (t *target) kmsEnabled() Check {
 	case k.Err != nil:
 		return skip("cannot describe key %s: %s", k.ID, shortErr(k.Err))
 	case !k.Exists:
-		return failf(prefsFix(t.prefs().Document)+" with an existing kms_key_arn", "KMS key %s does not exist", k.ID)
+		return failf("", "KMS key %s does not exist", k.ID).
+			run(fmt.Sprintf("name an existing key: `ssmkit prefs set --document %s --kms-key KEY` (or \"\" to turn KMS encryption off), or Terraform: terraform/modules/session-preferences kms_key_arn", t.prefs().Document))
 	case k.State == "PendingDeletion":
-		return failf(fmt.Sprintf("aws kms cancel-key-deletion --key-id %s && aws kms enable-key --key-id %s", k.ID, k.ID), "KMS key %s is pending deletion", k.ID)
+		return failf("", "KMS key %s is pending deletion", k.ID).
+			run("", cmd("aws", "kms", "cancel-key-deletion", "--key-id", k.ID), cmd("aws", "kms", "enable-key", "--key-id", k.ID))
 	case !k.Enabled:
-		return failf(fmt.Sprintf("aws kms enable-key --key-id %s", k.ID), "KMS key %s is %s: encrypted sessions fail", k.ID, k.State).with("KeyState=" + k.State)
+		return failf("", "KMS key %s is %s: encrypted sessions fail", k.ID, k.State).with("KeyState="+k.State).
+			run("", cmd("aws", "kms", "enable-key", "--key-id", k.ID))
 	}
 	return pass("KMS key "+k.ID+" is enabled", "KeyState="+k.State)
 }
@@ -34,23 +37,45 @@ func (t *target) kmsPolicy() Check {
 	case k.Policy == nil:
 		return skip("cannot read the key policy: %s", errText(k.PolicyErr))
 	}
-	var bad []string
-	var vars []string
-	if t.role != nil {
-		if d := policy.Evaluate([]policy.Document{*k.Policy}, policy.Request{Action: "kms:Decrypt", Principal: "AWS:" + t.role.ARN}).Decision; d == policy.ImplicitDeny || d == policy.ExplicitDeny {
-			bad = append(bad, "role "+t.role.Name+" (kms:Decrypt)")
-			vars = append(vars, fmt.Sprintf("kms_key_instance_role_arns = [%q]", t.role.ARN))
-		}
+	var bad, vars []string
+	var grants []any
+	denied := func(action, principal string) bool {
+		d := policy.Evaluate([]policy.Document{*k.Policy}, policy.Request{Action: action, Principal: "AWS:" + principal}).Decision
+		return d == policy.ImplicitDeny || d == policy.ExplicitDeny
+	}
+	if t.role != nil && t.role.ARN != "" && denied("kms:Decrypt", t.role.ARN) {
+		bad = append(bad, "role "+t.role.Name+" (kms:Decrypt)")
+		vars = append(vars, fmt.Sprintf("kms_key_instance_role_arns = [%q]", t.role.ARN))
+		grants = append(grants, keyStatement("ssmkit-instance-role-"+t.role.Name, t.role.ARN, "kms:Decrypt"))
 	}
 	if c := t.f.Caller; c != nil && c.ARN != "" {
-		p := principalARN(c.ARN)
-		if d := policy.Evaluate([]policy.Document{*k.Policy}, policy.Request{Action: "kms:GenerateDataKey", Principal: "AWS:" + p}).Decision; d == policy.ImplicitDeny || d == policy.ExplicitDeny {
+		if p := principalARN(c.ARN); p != "" && denied("kms:GenerateDataKey", p) {
 			bad = append(bad, "you, "+p+" (kms:GenerateDataKey)")
 			vars = append(vars, fmt.Sprintf("kms_key_operator_arns = [%q]", p))
+			grants = append(grants, keyStatement("ssmkit-operator-"+roleName(p), p, "kms:GenerateDataKey"))
 		}
 	}
 	if len(bad) > 0 {
-		return failf("Terraform: terraform/modules/session-preferences with "+strings.Join(vars, ", "), "the policy of key %s does not let %s use it", k.ID, strings.Join(bad, " or "))
+		return failf("", "the policy of key %s does not let %s use it", k.ID, strings.Join(bad, " or ")).
+			run("Terraform: terraform/modules/session-preferences with "+strings.Join(vars, ", "),
+				cmd("aws", "kms", "put-key-policy", "--key-id", k.ARN, "--policy-name", "default", "--policy", policy.With(*k.Policy, grants...)))
 	}
 	return pass("the key policy lets the instance role and you use the key (directly or through IAM policies)")
+}
+
+// keyStatement is a key policy statement that lets principal perform
+// action on the key.
+func keyStatement(sid, principal, action string) map[string]any {
+	return map[string]any{"Sid": sanitizeSid(sid), "Effect": "Allow", "Principal": map[string]string{"AWS": principal}, "Action": action, "Resource": "*"}
+}
+
+// sanitizeSid keeps the characters a statement ID may hold.
+func sanitizeSid(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -15,8 +15,12 @@ func (t *target) loggingS3() Check {
 	case b.Err != nil:
 		return skip("cannot read bucket %s: %s", b.Name, shortErr(b.Err))
 	case !b.Exists:
-		return failf(fmt.Sprintf("aws s3api create-bucket --bucket %s (Terraform: terraform/modules/session-preferences create_s3_bucket = true)", b.Name),
-			"logging bucket %s does not exist: sessions fail to start", b.Name)
+		args := []string{"aws", "s3api", "create-bucket", "--bucket", b.Name}
+		if t.f.Region != "us-east-1" {
+			args = append(args, "--create-bucket-configuration", "LocationConstraint="+t.f.Region)
+		}
+		return failf("", "logging bucket %s does not exist: sessions fail to start", b.Name).
+			run("Terraform: terraform/modules/session-preferences create_s3_bucket = true", cmd(args...))
 	}
 	return pass("logging bucket " + b.Name + " exists")
 }
@@ -31,8 +35,9 @@ func (t *target) loggingS3Encryption() Check {
 	case b.EncryptionErr != nil:
 		return skip("cannot read the encryption of %s: %s", b.Name, shortErr(b.EncryptionErr))
 	case !b.Encrypted:
-		return failf(fmt.Sprintf(`aws s3api put-bucket-encryption --bucket %s --server-side-encryption-configuration '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"aws:kms"}}]}'`, b.Name),
-			"s3EncryptionEnabled is true but bucket %s has no default encryption: sessions fail to start", b.Name)
+		return failf("", "s3EncryptionEnabled is true but bucket %s has no default encryption: sessions fail to start", b.Name).
+			run("", cmd("aws", "s3api", "put-bucket-encryption", "--bucket", b.Name, "--server-side-encryption-configuration",
+				jsonArg(map[string]any{"Rules": []map[string]any{{"ApplyServerSideEncryptionByDefault": map[string]string{"SSEAlgorithm": "AES256"}}}})))
 	}
 	return pass("bucket " + b.Name + " is encrypted by default")
 }
@@ -45,8 +50,8 @@ func (t *target) loggingCW() Check {
 	case g.Err != nil:
 		return skip("cannot read log group %s: %s", g.Name, shortErr(g.Err))
 	case !g.Exists:
-		return failf(fmt.Sprintf("aws logs create-log-group --log-group-name %s (Terraform: terraform/modules/session-preferences create_cloudwatch_log_group = true)", g.Name),
-			"log group %s does not exist: sessions fail to start", g.Name)
+		return failf("", "log group %s does not exist: sessions fail to start", g.Name).
+			run("Terraform: terraform/modules/session-preferences create_cloudwatch_log_group = true", cmd("aws", "logs", "create-log-group", "--log-group-name", g.Name))
 	}
 	return pass("log group " + g.Name + " exists")
 }
@@ -59,8 +64,15 @@ func (t *target) loggingCWEncryption() Check {
 	case g.Err != nil || !g.Exists:
 		return skip("the log group is missing or unreadable (see logging.cw-log-group)")
 	case g.KMSKeyID == "":
-		return failf(fmt.Sprintf("aws logs associate-kms-key --log-group-name %s --kms-key-id <key-arn> (Terraform: terraform/modules/session-preferences kms_key_arn)", g.Name),
-			"cloudWatchEncryptionEnabled is true but log group %s is not encrypted: sessions fail to start", g.Name)
+		c := failf("", "cloudWatchEncryptionEnabled is true but log group %s is not encrypted: sessions fail to start", g.Name)
+		if k := t.f.Key; k != nil && k.ARN != "" && k.Enabled {
+			// The preferences' own key; its policy must let CloudWatch
+			// Logs use it, as the session-preferences module's does.
+			return c.run("Terraform: terraform/modules/session-preferences kms_key_arn",
+				cmd("aws", "logs", "associate-kms-key", "--log-group-name", g.Name, "--kms-key-id", k.ARN))
+		}
+		return c.run(fmt.Sprintf("associate a KMS key whose policy lets CloudWatch Logs use it: `aws logs associate-kms-key --log-group-name %s --kms-key-id KEY_ARN`, "+
+			"or Terraform: terraform/modules/session-preferences kms_key_arn", g.Name))
 	}
 	return pass("log group "+g.Name+" is encrypted", "kmsKeyId="+g.KMSKeyID)
 }
@@ -78,7 +90,7 @@ func (t *target) loggingRoleAccess() Check {
 	}
 	f := t.f
 	var reqs [][2]string
-	var vars []string
+	var vars, actions, resources []string
 	if p.S3Bucket != "" {
 		obj := fmt.Sprintf("arn:%s:s3:::%s/%s*", f.Partition, p.S3Bucket, p.S3Prefix)
 		reqs = append(reqs, [2]string{"s3:PutObject", strings.TrimSuffix(obj, "*") + "session.log"},
@@ -111,13 +123,34 @@ func (t *target) loggingRoleAccess() Check {
 		default:
 			bad = append(bad, rq[0]+" on "+rq[1])
 		}
+		actions = append(actions, rq[0])
+		resources = append(resources, loggingResource(rq[1]))
 	}
 	fix := "Terraform: terraform/modules/instance-role with " + strings.Join(vars, ", ")
+	put := cmd("aws", "iam", "put-role-policy", "--role-name", t.role.Name, "--policy-name", LoggingPolicyName, "--policy-document",
+		jsonArg(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{{"Effect": "Allow", "Action": uniq(actions), "Resource": uniq(resources)}}}))
 	if len(bad) > 0 {
-		return failf(fix, "role %s may not %s", t.role.Name, strings.Join(bad, ", "))
+		return failf("", "role %s may not %s", t.role.Name, strings.Join(bad, ", ")).run(fix, put)
 	}
 	if len(cond) > 0 {
-		return warnf(fix, "role %s may %s only under conditions", t.role.Name, strings.Join(cond, ", "))
+		return warnf("", "role %s may %s only under conditions", t.role.Name, strings.Join(cond, ", ")).run(fix, put)
 	}
 	return pass(fmt.Sprintf("role %s may write the session logs and use the key", t.role.Name))
+}
+
+// LoggingPolicyName is the inline policy the doctor's fix gives a role
+// that may not write session logs.
+const LoggingPolicyName = "ssmkit-session-logging"
+
+// loggingResource widens a sample resource of a logging request to what a
+// policy should grant: every object under the prefix, every stream of
+// the group.
+func loggingResource(r string) string {
+	switch {
+	case strings.HasSuffix(r, "session.log"):
+		return strings.TrimSuffix(r, "session.log") + "*"
+	case strings.HasSuffix(r, ":log-stream:x"):
+		return strings.TrimSuffix(r, "x") + "*"
+	}
+	return r
 }

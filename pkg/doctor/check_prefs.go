@@ -14,8 +14,16 @@ func (t *target) prefs() *Prefs {
 	return t.f.Prefs
 }
 
-func prefsFix(doc string) string {
-	return fmt.Sprintf("Terraform: terraform/modules/session-preferences (document_name = %q), or `aws ssm update-document --name %s --content file://prefs.json --document-version '$LATEST'`", doc, doc)
+// prefsModule is the Terraform alternative of a preferences fix.
+func prefsModule(doc string) string {
+	return fmt.Sprintf("Terraform: terraform/modules/session-preferences (document_name = %q)", doc)
+}
+
+// prefsRewrite is the advice for a document that cannot be edited in
+// place.
+func prefsRewrite(doc string) string {
+	return fmt.Sprintf("write a valid document with `ssmkit prefs apply --document %s -f prefs.json` (`ssmkit prefs show --document %s` prints the defaults to start from), or %s",
+		doc, doc, prefsModule(doc))
 }
 
 func (t *target) prefsDocument() Check {
@@ -26,11 +34,11 @@ func (t *target) prefsDocument() Check {
 	case p.Err != nil && !p.Found:
 		return skip("cannot read %s: %s", p.Document, shortErr(p.Err))
 	case p.Err != nil:
-		return failf(prefsFix(p.Document), "%s", p.Err.Error())
+		return failf(prefsRewrite(p.Document), "%s", p.Err.Error())
 	case !p.Found:
 		return pass(p.Document + " does not exist: Session Manager's defaults apply (20 minute idle timeout, no logging)")
 	case len(p.UnknownSessionInputs) > 0:
-		return warnf(prefsFix(p.Document), "%s has unknown inputs: %s", p.Document, strings.Join(p.UnknownSessionInputs, ", "))
+		return warnf(prefsRewrite(p.Document), "%s has unknown inputs: %s (ssmkit does not know them: a typo?)", p.Document, strings.Join(p.UnknownSessionInputs, ", "))
 	}
 	return pass(p.Document+" parses", "document: "+p.Document)
 }
@@ -44,7 +52,8 @@ func (t *target) prefsIdle() Check {
 		return pass("idle timeout: the default 20 minutes")
 	}
 	if msg, bad := p.Invalid[prefs.KeyIdleSessionTimeout]; bad {
-		return failf(prefsFix(p.Document)+" with idle_session_timeout in range", "%s %s", prefs.KeyIdleSessionTimeout, msg)
+		return failf("", "%s %s", prefs.KeyIdleSessionTimeout, msg).
+			run(prefsModule(p.Document)+" idle_session_timeout", cmd("ssmkit", "prefs", "set", "--document", p.Document, "--idle-timeout", "20"))
 	}
 	return pass("idle timeout: " + p.IdleTimeout + " minutes")
 }
@@ -58,7 +67,8 @@ func (t *target) prefsMax() Check {
 		return pass("no maximum session duration")
 	}
 	if msg, bad := p.Invalid[prefs.KeyMaxSessionDuration]; bad {
-		return failf(prefsFix(p.Document)+" with max_session_duration in range", "%s %s", prefs.KeyMaxSessionDuration, msg)
+		return failf("", "%s %s", prefs.KeyMaxSessionDuration, msg).
+			run(prefsModule(p.Document)+" max_session_duration", cmd("ssmkit", "prefs", "set", "--document", p.Document, "--max-duration", "0"))
 	}
 	return pass("maximum session duration: " + p.MaxDuration + " minutes")
 }

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -65,18 +66,24 @@ func Run(f *Facts, now time.Time) Report {
 		reports = append(reports, CheckInstance(f, id, now))
 	}
 	for target, why := range f.Missing {
-		reports = append(reports, missingReport(target, why))
+		reports = append(reports, missingReport(f, target, why))
 	}
 	return NewReport(reports)
 }
 
-func missingReport(target, why string) InstanceReport {
+func missingReport(f *Facts, target, why string) InstanceReport {
 	r := InstanceReport{ID: target}
+	fix := "check --region and --profile: the instance may be in another region or account; `ssmkit ls` lists the nodes of this one"
+	switch {
+	case strings.HasPrefix(target, "mi-"):
+		fix = hybridRegisterFix(f.Region)
+	case !strings.HasPrefix(target, "i-"):
+		fix = "check the name and --region; `ssmkit ls` lists the managed nodes with their names"
+	}
 	for _, id := range CheckIDs {
 		c := Check{ID: id, Status: Skip, Summary: "the target was not found"}
 		if id == "instance.running" {
-			c = Check{ID: id, Status: Fail, Summary: why,
-				Fix: "check the instance ID or Name tag and --region: `aws ec2 describe-instances --filters Name=tag:Name,Values=" + target + "`"}
+			c = Check{ID: id, Status: Fail, Summary: why, Fix: fix}
 		}
 		r.Checks = append(r.Checks, c)
 	}
@@ -93,36 +100,21 @@ type target struct {
 	subnet  Subnet
 	hybrid  bool
 
-	role      *Role
-	roleVia   string // "profile" or "dhm"
-	path      netPath
-	endpoints map[string]Endpoint // interface endpoints by short service name
+	role    *Role
+	roleVia string // "profile" or "dhm"
+	path    netPath
+	// accessCache holds access(svc) answers.
+	accessCache map[string]access
 }
-
-// netPath is how the instance reaches the regional endpoints without VPC
-// endpoints.
-type netPath struct {
-	kind     string // "igw", "nat", "other", "none"
-	target   string
-	table    string
-	evidence []string
-}
-
-func (p netPath) internet() bool { return p.kind == "igw" || p.kind == "nat" || p.kind == "other" }
 
 // CheckInstance runs every check for one instance of f.
 func CheckInstance(f *Facts, id string, now time.Time) InstanceReport {
-	t := &target{f: f, now: now, inst: f.Instances[id], managed: f.Managed[id], endpoints: map[string]Endpoint{}}
+	t := &target{f: f, now: now, inst: f.Instances[id], managed: f.Managed[id], accessCache: map[string]access{}}
 	t.hybrid = t.inst.State == "hybrid"
 	t.vpc = f.VPCs[t.inst.VpcID]
 	if t.vpc != nil {
 		t.subnet = t.vpc.Subnets[t.inst.SubnetID]
 		t.path = t.findPath()
-		for _, e := range t.vpc.Endpoints {
-			if e.Type == "Interface" && contains(endpointServices, e.Service) {
-				t.endpoints[e.Service] = e
-			}
-		}
 	}
 	t.resolveRole()
 	r := InstanceReport{ID: id, Name: t.inst.Name}

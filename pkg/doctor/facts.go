@@ -21,6 +21,10 @@ type Facts struct {
 	// Partition is "aws" unless the region says otherwise.
 	Partition string
 
+	// RemoteEndpoints are endpoints in other VPCs that private hosted
+	// zones point at, by endpoint ID.
+	RemoteEndpoints map[string]*RemoteEndpoint
+
 	// Instances are the EC2 instances of the targets, by ID.
 	Instances map[string]*Instance
 	// Missing are targets that matched no instance, with the reason.
@@ -37,6 +41,10 @@ type Facts struct {
 	// Profiles by instance profile ARN; Roles by role name.
 	Profiles map[string]*Profile
 	Roles    map[string]*Role
+	// DefaultProfile is the instance profile named DefaultInstanceProfile,
+	// read when an instance has none (nil otherwise); fixes associate it,
+	// or create it first when it does not exist.
+	DefaultProfile *Profile
 
 	// CoreActions are the actions of AmazonSSMManagedInstanceCore;
 	// CoreSource says where the list came from.
@@ -70,6 +78,9 @@ type Instance struct {
 	SecurityGroups   []string
 	// HTTPTokens is the IMDS setting: "required" means IMDSv2 only.
 	HTTPTokens string
+	// Tags are the instance's tags (ssm:resourceTag/… in the caller's
+	// policies).
+	Tags map[string]string
 }
 
 // Managed is one entry of DescribeInstanceInformation.
@@ -80,7 +91,11 @@ type Managed struct {
 	PlatformType string
 	PlatformName string
 	ResourceType string
-	IAMRole      string
+	// IAMRole is the role a hybrid node registered with (its activation's
+	// role); EC2 instances report their profile's role.
+	IAMRole string
+	// IPAddress and ComputerName are what the agent reported.
+	IPAddress, ComputerName string
 }
 
 // VPC holds one VPC's network facts.
@@ -94,8 +109,51 @@ type VPC struct {
 	Endpoints                []Endpoint
 	SecurityGroups           map[string]SecurityGroup
 	NACLs                    []NACL
+	// NATGateways are the VPC's NAT gateways by ID (any state).
+	NATGateways map[string]NATGateway
+	// InternetGateways are the IDs of the internet gateways attached to
+	// the VPC.
+	InternetGateways []string
+	// Zones are the Route 53 private hosted zones associated with the VPC
+	// whose names cover an AWS service endpoint (ssm.<region>.amazonaws.com
+	// and the like): DNS in the VPC answers from them, which is how
+	// centralised (hub) endpoints are reached. ZonesErr is why they could
+	// not be listed; the checks then assume there are none.
+	Zones    []HostedZone
+	ZonesErr error
 	// Err is the first error met while describing the VPC.
 	Err error
+}
+
+// NATGateway is a NAT gateway and the subnet it sits in.
+type NATGateway struct {
+	ID, SubnetID string
+	// State is pending, available, deleting, deleted or failed.
+	State string
+}
+
+// HostedZone is a private hosted zone and the alias records it holds for
+// service names.
+type HostedZone struct {
+	ID, Name string
+	// Aliases maps a record name (lower case, no trailing dot) to the
+	// VPC endpoint ID its alias target names ("" when it names no
+	// endpoint).
+	Aliases map[string]string
+	Err     error
+}
+
+// RemoteEndpoint is an interface endpoint in another VPC that a private
+// hosted zone points at (a hub VPC reached by peering or a transit
+// gateway), with what the checks need of its VPC.
+type RemoteEndpoint struct {
+	Endpoint
+	VpcID string
+	// SubnetCIDRs are the CIDRs of the endpoint's subnets.
+	SubnetCIDRs []string
+	// SecurityGroups are the endpoint's groups with their rules.
+	Groups map[string]SecurityGroup
+	Err    error
 }
 
 // Subnet is a subnet of a VPC.
@@ -131,6 +189,8 @@ type Endpoint struct {
 	SecurityGroups []string
 	// Policy is the endpoint policy document (may be empty).
 	Policy string
+	// RouteTableIDs are a gateway endpoint's route tables.
+	RouteTableIDs []string
 }
 
 // SecurityGroup is a security group with its rules.
@@ -178,6 +238,8 @@ type Profile struct {
 // InlinePolicyPrefix marks inline policies in Role.PolicyNames and in
 // policy documents' names ("inline:NAME"); managed policies go by ARN.
 const InlinePolicyPrefix = "inline:"
+
+func (p *Profile) exists() bool { return p != nil && p.Err == nil && p.RoleName != "" }
 
 // Role is an IAM role with its trust policy and permission policies.
 type Role struct {

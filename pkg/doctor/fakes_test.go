@@ -15,6 +15,8 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -54,7 +56,7 @@ func (f *fakeAWS) call(ctx context.Context, op string) error {
 }
 
 func (f *fakeAWS) clients() Clients {
-	return Clients{EC2: fakeEC2{f}, SSM: fakeSSM{f}, IAM: fakeIAM{f}, KMS: fakeKMS{f}, S3: fakeS3{f}, Logs: fakeLogs{f}, STS: fakeSTS{f}}
+	return Clients{EC2: fakeEC2{f}, SSM: fakeSSM{f}, IAM: fakeIAM{f}, KMS: fakeKMS{f}, S3: fakeS3{f}, Logs: fakeLogs{f}, STS: fakeSTS{f}, Route53: fakeRoute53{f}}
 }
 
 func (f *fakeAWS) instanceID(i int) string { return fmt.Sprintf("i-%017x", i+1) }
@@ -121,6 +123,12 @@ func (e fakeEC2) DescribeVpcAttribute(ctx context.Context, in *ec2.DescribeVpcAt
 }
 
 func (e fakeEC2) DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	if len(in.SubnetIds) > 0 {
+		if err := e.f.call(ctx, "EC2.DescribeSubnets#ids"); err != nil {
+			return nil, err
+		}
+		return &ec2.DescribeSubnetsOutput{Subnets: []ec2types.Subnet{{SubnetId: aws.String("subnet-hub"), VpcId: aws.String("vpc-hub"), CidrBlock: aws.String("10.200.1.0/24")}}}, nil
+	}
 	if err := e.f.call(ctx, "EC2.DescribeSubnets"); err != nil {
 		return nil, err
 	}
@@ -148,13 +156,56 @@ func (e fakeEC2) DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteT
 }
 
 func (e fakeEC2) DescribeVpcEndpoints(ctx context.Context, in *ec2.DescribeVpcEndpointsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error) {
+	if len(in.VpcEndpointIds) > 0 {
+		// The hub endpoint a private hosted zone points at.
+		if err := e.f.call(ctx, "EC2.DescribeVpcEndpoints#ids"); err != nil {
+			return nil, err
+		}
+		return &ec2.DescribeVpcEndpointsOutput{VpcEndpoints: []ec2types.VpcEndpoint{{VpcEndpointId: aws.String(fakeHubEndpoint), VpcId: aws.String("vpc-hub"),
+			ServiceName: aws.String("com.amazonaws.us-east-1.ssm"), VpcEndpointType: ec2types.VpcEndpointTypeInterface, State: ec2types.StateAvailable,
+			SubnetIds: []string{"subnet-hub"}, Groups: []ec2types.SecurityGroupIdentifier{{GroupId: aws.String("sg-hub")}}}}}, nil
+	}
 	if err := e.f.call(ctx, "EC2.DescribeVpcEndpoints"); err != nil {
 		return nil, err
 	}
 	return &ec2.DescribeVpcEndpointsOutput{}, nil
 }
 
+const fakeHubEndpoint = "vpce-0123456789abcdef0"
+
+func (e fakeEC2) DescribeNatGateways(ctx context.Context, in *ec2.DescribeNatGatewaysInput, _ ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error) {
+	if err := e.f.call(ctx, "EC2.DescribeNatGateways"); err != nil {
+		return nil, err
+	}
+	var nats []ec2types.NatGateway
+	for v := range e.f.vpcs {
+		nats = append(nats, ec2types.NatGateway{NatGatewayId: aws.String(fmt.Sprintf("nat-%d", v)), VpcId: aws.String(e.f.vpcID(v)),
+			SubnetId: aws.String(fmt.Sprintf("subnet-%d", v)), State: ec2types.NatGatewayStateAvailable})
+	}
+	items, next := page(nats, in.NextToken, e.f.pageSize)
+	return &ec2.DescribeNatGatewaysOutput{NatGateways: items, NextToken: next}, nil
+}
+
+func (e fakeEC2) DescribeInternetGateways(ctx context.Context, in *ec2.DescribeInternetGatewaysInput, _ ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error) {
+	if err := e.f.call(ctx, "EC2.DescribeInternetGateways"); err != nil {
+		return nil, err
+	}
+	var igws []ec2types.InternetGateway
+	for v := range e.f.vpcs {
+		igws = append(igws, ec2types.InternetGateway{InternetGatewayId: aws.String(fmt.Sprintf("igw-%d", v)),
+			Attachments: []ec2types.InternetGatewayAttachment{{VpcId: aws.String(e.f.vpcID(v))}}})
+	}
+	items, next := page(igws, in.NextToken, e.f.pageSize)
+	return &ec2.DescribeInternetGatewaysOutput{InternetGateways: items, NextToken: next}, nil
+}
+
 func (e fakeEC2) DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
+	if len(in.GroupIds) > 0 {
+		if err := e.f.call(ctx, "EC2.DescribeSecurityGroups#ids"); err != nil {
+			return nil, err
+		}
+		return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: []ec2types.SecurityGroup{{GroupId: aws.String("sg-hub"), VpcId: aws.String("vpc-hub")}}}, nil
+	}
 	if err := e.f.call(ctx, "EC2.DescribeSecurityGroups"); err != nil {
 		return nil, err
 	}
@@ -313,6 +364,37 @@ func (i fakeIAM) GetUserPolicy(ctx context.Context, in *iam.GetUserPolicyInput, 
 	return &iam.GetUserPolicyOutput{PolicyName: in.PolicyName, PolicyDocument: aws.String(fakeAllow)}, nil
 }
 
+func (i fakeIAM) ListGroupsForUser(ctx context.Context, in *iam.ListGroupsForUserInput, _ ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error) {
+	if err := i.f.call(ctx, "IAM.ListGroupsForUser"); err != nil {
+		return nil, err
+	}
+	items, next := page([]iamtypes.Group{{GroupName: aws.String("operators")}, {GroupName: aws.String("everyone")}}, in.Marker, i.f.pageSize)
+	return &iam.ListGroupsForUserOutput{Groups: items, Marker: next, IsTruncated: next != nil}, nil
+}
+
+func (i fakeIAM) ListAttachedGroupPolicies(ctx context.Context, in *iam.ListAttachedGroupPoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedGroupPoliciesOutput, error) {
+	if err := i.f.call(ctx, "IAM.ListAttachedGroupPolicies"); err != nil {
+		return nil, err
+	}
+	items, next := page([]iamtypes.AttachedPolicy{{PolicyArn: aws.String(fakeManaged[1])}}, in.Marker, i.f.pageSize)
+	return &iam.ListAttachedGroupPoliciesOutput{AttachedPolicies: items, Marker: next, IsTruncated: next != nil}, nil
+}
+
+func (i fakeIAM) ListGroupPolicies(ctx context.Context, in *iam.ListGroupPoliciesInput, _ ...func(*iam.Options)) (*iam.ListGroupPoliciesOutput, error) {
+	if err := i.f.call(ctx, "IAM.ListGroupPolicies"); err != nil {
+		return nil, err
+	}
+	items, next := page([]string{"group-inline-a", "group-inline-b"}, in.Marker, i.f.pageSize)
+	return &iam.ListGroupPoliciesOutput{PolicyNames: items, Marker: next, IsTruncated: next != nil}, nil
+}
+
+func (i fakeIAM) GetGroupPolicy(ctx context.Context, in *iam.GetGroupPolicyInput, _ ...func(*iam.Options)) (*iam.GetGroupPolicyOutput, error) {
+	if err := i.f.call(ctx, "IAM.GetGroupPolicy"); err != nil {
+		return nil, err
+	}
+	return &iam.GetGroupPolicyOutput{PolicyName: in.PolicyName, PolicyDocument: aws.String(fakeAllow)}, nil
+}
+
 type fakeKMS struct{ f *fakeAWS }
 
 func (k fakeKMS) DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, _ ...func(*kms.Options)) (*kms.DescribeKeyOutput, error) {
@@ -362,4 +444,25 @@ func (s fakeSTS) GetCallerIdentity(ctx context.Context, _ *sts.GetCallerIdentity
 		return nil, err
 	}
 	return &sts.GetCallerIdentityOutput{Account: aws.String(fakeAccount), Arn: aws.String("arn:aws:iam::" + fakeAccount + ":user/alice"), UserId: aws.String("AIDAALICE")}, nil
+}
+
+type fakeRoute53 struct{ f *fakeAWS }
+
+// ListHostedZonesByVPC: every VPC is associated with one zone for the ssm
+// service name, which points at an endpoint in a hub VPC.
+func (r fakeRoute53) ListHostedZonesByVPC(ctx context.Context, in *route53.ListHostedZonesByVPCInput, _ ...func(*route53.Options)) (*route53.ListHostedZonesByVPCOutput, error) {
+	if err := r.f.call(ctx, "Route53.ListHostedZonesByVPC"); err != nil {
+		return nil, err
+	}
+	return &route53.ListHostedZonesByVPCOutput{HostedZoneSummaries: []r53types.HostedZoneSummary{
+		{HostedZoneId: aws.String("Z1"), Name: aws.String("ssm.us-east-1.amazonaws.com.")},
+		{HostedZoneId: aws.String("Z2"), Name: aws.String("example.internal.")}}}, nil
+}
+
+func (r fakeRoute53) ListResourceRecordSets(ctx context.Context, in *route53.ListResourceRecordSetsInput, _ ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error) {
+	if err := r.f.call(ctx, "Route53.ListResourceRecordSets"); err != nil {
+		return nil, err
+	}
+	return &route53.ListResourceRecordSetsOutput{ResourceRecordSets: []r53types.ResourceRecordSet{{Name: aws.String("ssm.us-east-1.amazonaws.com."), Type: r53types.RRTypeA,
+		AliasTarget: &r53types.AliasTarget{DNSName: aws.String(fakeHubEndpoint + "-abcdefgh.ssm.us-east-1.vpce.amazonaws.com")}}}}, nil
 }

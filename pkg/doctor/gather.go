@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -50,6 +51,15 @@ type EC2API interface {
 	DescribeVpcEndpoints(context.Context, *ec2.DescribeVpcEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcEndpointsOutput, error)
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 	DescribeNetworkAcls(context.Context, *ec2.DescribeNetworkAclsInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error)
+	DescribeNatGateways(context.Context, *ec2.DescribeNatGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error)
+	DescribeInternetGateways(context.Context, *ec2.DescribeInternetGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error)
+}
+
+// Route53API is the part of Route 53 the doctor uses to follow private
+// hosted zones to centralised endpoints.
+type Route53API interface {
+	ListHostedZonesByVPC(context.Context, *route53.ListHostedZonesByVPCInput, ...func(*route53.Options)) (*route53.ListHostedZonesByVPCOutput, error)
+	ListResourceRecordSets(context.Context, *route53.ListResourceRecordSetsInput, ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)
 }
 
 // SSMAPI is the part of the SSM client the doctor uses.
@@ -72,6 +82,10 @@ type IAMAPI interface {
 	ListAttachedUserPolicies(context.Context, *iam.ListAttachedUserPoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error)
 	ListUserPolicies(context.Context, *iam.ListUserPoliciesInput, ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error)
 	GetUserPolicy(context.Context, *iam.GetUserPolicyInput, ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error)
+	ListGroupsForUser(context.Context, *iam.ListGroupsForUserInput, ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error)
+	ListAttachedGroupPolicies(context.Context, *iam.ListAttachedGroupPoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedGroupPoliciesOutput, error)
+	ListGroupPolicies(context.Context, *iam.ListGroupPoliciesInput, ...func(*iam.Options)) (*iam.ListGroupPoliciesOutput, error)
+	GetGroupPolicy(context.Context, *iam.GetGroupPolicyInput, ...func(*iam.Options)) (*iam.GetGroupPolicyOutput, error)
 }
 
 // KMSAPI is the part of the KMS client the doctor uses.
@@ -105,19 +119,22 @@ type Clients struct {
 	S3   S3API
 	Logs LogsAPI
 	STS  STSAPI
+	// Route53 may be nil: private hosted zones are then not followed.
+	Route53 Route53API
 }
 
 // NewClients builds Clients from an AWS configuration, the way every
 // ssmkit command builds them (package awsapi).
 func NewClients(cfg aws.Config) Clients {
 	return Clients{
-		EC2:  awsapi.NewEC2(cfg),
-		SSM:  awsapi.NewSSM(cfg),
-		IAM:  awsapi.NewIAM(cfg),
-		KMS:  awsapi.NewKMS(cfg),
-		S3:   awsapi.NewS3(cfg),
-		Logs: awsapi.NewCloudWatchLogs(cfg),
-		STS:  awsapi.NewSTS(cfg),
+		EC2:     awsapi.NewEC2(cfg),
+		SSM:     awsapi.NewSSM(cfg),
+		IAM:     awsapi.NewIAM(cfg),
+		KMS:     awsapi.NewKMS(cfg),
+		S3:      awsapi.NewS3(cfg),
+		Logs:    awsapi.NewCloudWatchLogs(cfg),
+		STS:     awsapi.NewSTS(cfg),
+		Route53: awsapi.NewRoute53(cfg),
 	}
 }
 
@@ -167,7 +184,10 @@ type cachedPolicy struct {
 //     bucket, log group and key the preferences name, the instance
 //     profiles and the default host management setting and role;
 //  3. each role's attached and inline policies, and the caller's rights;
-//  4. each managed policy the roles attach, once.
+//     the records of the private hosted zones that cover service names;
+//  4. each managed policy the roles attach, once; the endpoints in other
+//     VPCs (hubs) those zones point at;
+//  5. the subnets and security groups of those endpoints.
 //
 // A fact that cannot be read is recorded in Facts with its error; only a
 // failure to list the targets, or ctx ending, makes Gather fail. When ctx
@@ -188,7 +208,7 @@ func (g *Gatherer) Gather(ctx context.Context, sel Selection) (*Facts, error) {
 	g.policyMu.Unlock()
 	f := &Facts{Region: g.Region, Partition: partition(g.Region), Instances: map[string]*Instance{},
 		Missing: map[string]string{}, Managed: map[string]*Managed{}, VPCs: map[string]*VPC{},
-		Profiles: map[string]*Profile{}, Roles: map[string]*Role{}, Caller: &Caller{}}
+		Profiles: map[string]*Profile{}, Roles: map[string]*Role{}, Caller: &Caller{}, RemoteEndpoints: map[string]*RemoteEndpoint{}}
 
 	p := g.phase(ctx)
 	p.Go(func(ctx context.Context) { g.callerIdentity(ctx, f.Caller) })
@@ -225,12 +245,20 @@ func (g *Gatherer) Gather(ctx context.Context, sel Selection) (*Facts, error) {
 	p = g.phase(ctx)
 	attached := g.rolePolicies(p, f)
 	p.Go(func(ctx context.Context) { g.caller(ctx, f) })
+	g.zoneRecords(p, f)
 	if err := p.Wait(); err != nil {
 		return nil, err
 	}
 
 	p = g.phase(ctx)
 	g.attachedPolicies(p, f, attached)
+	g.remoteEndpoints(p, f)
+	if err := p.Wait(); err != nil {
+		return nil, err
+	}
+
+	p = g.phase(ctx)
+	g.remoteNetworks(p, f)
 	if err := p.Wait(); err != nil {
 		return nil, err
 	}

@@ -16,16 +16,80 @@ import (
 	policy "github.com/ssmkit/ssmkit/pkg/iampolicy"
 )
 
-// callerActions are what a user needs to open and end sessions.
-func callerRequests(f *Facts) [][2]string {
-	var reqs [][2]string
-	doc := fmt.Sprintf("arn:%s:ssm:%s::document/%s", f.Partition, f.Region, "SSM-SessionManagerRunShell")
-	reqs = append(reqs, [2]string{"ssm:StartSession", doc},
-		[2]string{"ssm:TerminateSession", fmt.Sprintf("arn:%s:ssm:%s:%s:session/*", f.Partition, f.Region, f.Account)})
+// callerRequest is one thing the caller must be allowed to do.
+type callerRequest struct {
+	policy.Request
+	// what names it in findings.
+	what string
+}
+
+// documentARN is the ARN of an SSM document as AWS forms it: documents an
+// account owns carry its ID, AWS-owned ones (AWS-…) none.
+func documentARN(f *Facts, name string) string {
+	account := f.Account
+	if strings.HasPrefix(name, "AWS-") {
+		account = ""
+	}
+	return arn.ARN{Partition: f.Partition, Service: "ssm", Region: f.Region, AccountID: account, Resource: "document/" + name}.String()
+}
+
+// callerContext is the request context of the caller's own calls.
+func callerContext(f *Facts) map[string][]string {
+	ctx := map[string][]string{"ssm:SessionDocumentAccessCheck": {"true"}, "aws:PrincipalAccount": {f.Account}}
+	if c := f.Caller; c != nil {
+		if c.UserID != "" {
+			ctx["aws:userid"] = []string{c.UserID}
+		}
+		if a, err := arn.Parse(c.ARN); err == nil && strings.HasPrefix(a.Resource, "user/") {
+			ctx["aws:username"] = []string{roleName(a.Resource)}
+		}
+		if p := principalARN(c.ARN); p != "" {
+			ctx["aws:PrincipalArn"] = []string{p}
+		}
+	}
+	return ctx
+}
+
+// callerRequests are what the caller needs to open and end sessions on
+// inst (nil: any instance, for the simulation of fleets): start a session
+// on the instance with the preferences document, end their own sessions,
+// and use the preferences' key.
+func callerRequests(f *Facts, inst *Instance, document string) []callerRequest {
+	ctx := callerContext(f)
+	start := policy.Request{Action: "ssm:StartSession", Resource: instanceARN(f, "*"), Context: ctx}
+	if inst != nil {
+		start.Resource = instanceARN(f, inst.ID)
+		// Tag conditions: the instance's tags are all there is.
+		tctx := map[string][]string{}
+		for k, v := range ctx {
+			tctx[k] = v
+		}
+		for k, v := range inst.Tags {
+			tctx["ssm:resourceTag/"+k] = []string{v}
+			tctx["aws:ResourceTag/"+k] = []string{v}
+		}
+		start.Context, start.AbsentPrefixes = tctx, []string{"ssm:resourceTag/", "aws:ResourceTag/"}
+	}
+	session := arn.ARN{Partition: f.Partition, Service: "ssm", Region: f.Region, AccountID: f.Account,
+		Resource: "session/" + sessionPrefix(f.Caller) + "-0123456789abcdef0"}.String()
+	reqs := []callerRequest{
+		{Request: start, what: "start a session on the instance"},
+		{Request: policy.Request{Action: "ssm:StartSession", Resource: documentARN(f, document), Context: ctx}, what: "use document " + document},
+		{Request: policy.Request{Action: "ssm:TerminateSession", Resource: session, Context: ctx}, what: "end your sessions"},
+	}
 	if f.Key != nil && f.Key.ARN != "" {
-		reqs = append(reqs, [2]string{"kms:GenerateDataKey", f.Key.ARN})
+		reqs = append(reqs, callerRequest{Request: policy.Request{Action: "kms:GenerateDataKey", Resource: f.Key.ARN, Context: ctx}, what: "encrypt with key " + f.Key.ID})
 	}
 	return reqs
+}
+
+// sessionPrefix is how the caller's session IDs start: the user ID that
+// ${aws:userid} stands for in the user-access module's policy.
+func sessionPrefix(c *Caller) string {
+	if c == nil || c.UserID == "" {
+		return "caller"
+	}
+	return c.UserID
 }
 
 // instanceARN is the ARN of an EC2 instance or managed node.
@@ -54,7 +118,7 @@ func (g *Gatherer) caller(ctx context.Context, f *Facts) {
 	if len(resources) > 20 {
 		resources = []string{instanceARN(f, "*")}
 	}
-	reqs := callerRequests(f)
+	reqs := callerRequests(f, nil, g.Document)
 	sim := map[string]policy.Decision{}
 	ok := true
 	simulate := func(actions, res []string) {
@@ -78,9 +142,9 @@ func (g *Gatherer) caller(ctx context.Context, f *Facts) {
 	}
 	if principal != "" {
 		simulate([]string{"ssm:StartSession"}, resources)
-		for _, rq := range reqs {
+		for _, rq := range reqs[1:] {
 			if ok {
-				simulate([]string{rq[0]}, []string{rq[1]})
+				simulate([]string{rq.Action}, []string{rq.Resource})
 			}
 		}
 	}
@@ -127,78 +191,150 @@ func principalARN(caller string) string {
 	return ""
 }
 
+// callerPolicies reads the identity policies of the caller (a user or a
+// role), every page: attached and inline, and for a user those of every
+// group it belongs to.
 func (g *Gatherer) callerPolicies(ctx context.Context, principal string) ([]policy.Document, error) {
 	a, err := arn.Parse(principal)
 	if err != nil {
 		return nil, errors.New("the caller is not an IAM user or role")
 	}
-	res := a.Resource
-	name := res[strings.LastIndex(res, "/")+1:]
-	var arns, inline []string
-	var getInline func(ctx context.Context, policyName string) (*string, error)
-	switch {
-	case strings.HasPrefix(res, "role/"):
-		ap := iam.NewListAttachedRolePoliciesPaginator(g.Clients.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
-		for ap.HasMorePages() {
-			out, err := ap.NextPage(ctx)
+	name := roleName(a.Resource)
+	var docs []policy.Document
+	addManaged := func(arns []string) error {
+		for _, arn := range arns {
+			d, err := g.managedPolicy(ctx, arn)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for _, p := range out.AttachedPolicies {
-				arns = append(arns, aws.ToString(p.PolicyArn))
-			}
+			docs = append(docs, d)
 		}
-		names, err := g.Clients.IAM.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(name)})
+		return nil
+	}
+	addInline := func(prefix string, names []string, get func(string) (*string, error)) error {
+		for _, pn := range names {
+			doc, err := get(pn)
+			if err != nil {
+				return err
+			}
+			d, err := policy.Parse(prefix+InlinePolicyPrefix+pn, aws.ToString(doc))
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d)
+		}
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(a.Resource, "role/"):
+		arns, err := collect(ctx, iam.NewListAttachedRolePoliciesPaginator(g.Clients.IAM, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)}),
+			func(o *iam.ListAttachedRolePoliciesOutput) []string { return policyARNs(o.AttachedPolicies) })
 		if err != nil {
 			return nil, err
 		}
-		inline = names.PolicyNames
-		getInline = func(ctx context.Context, pn string) (*string, error) {
+		inline, err := collect(ctx, iam.NewListRolePoliciesPaginator(g.Clients.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(name)}),
+			func(o *iam.ListRolePoliciesOutput) []string { return o.PolicyNames })
+		if err != nil {
+			return nil, err
+		}
+		if err := addManaged(arns); err != nil {
+			return nil, err
+		}
+		return docs, addInline("", inline, func(pn string) (*string, error) {
 			out, err := g.Clients.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(pn)})
 			if err != nil {
 				return nil, err
 			}
 			return out.PolicyDocument, nil
-		}
-	case strings.HasPrefix(res, "user/"):
-		out, err := g.Clients.IAM.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(name)})
+		})
+	case strings.HasPrefix(a.Resource, "user/"):
+		arns, err := collect(ctx, iam.NewListAttachedUserPoliciesPaginator(g.Clients.IAM, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(name)}),
+			func(o *iam.ListAttachedUserPoliciesOutput) []string { return policyARNs(o.AttachedPolicies) })
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range out.AttachedPolicies {
-			arns = append(arns, aws.ToString(p.PolicyArn))
-		}
-		names, err := g.Clients.IAM.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(name)})
+		inline, err := collect(ctx, iam.NewListUserPoliciesPaginator(g.Clients.IAM, &iam.ListUserPoliciesInput{UserName: aws.String(name)}),
+			func(o *iam.ListUserPoliciesOutput) []string { return o.PolicyNames })
 		if err != nil {
 			return nil, err
 		}
-		inline = names.PolicyNames
-		getInline = func(ctx context.Context, pn string) (*string, error) {
+		if err := addManaged(arns); err != nil {
+			return nil, err
+		}
+		if err := addInline("", inline, func(pn string) (*string, error) {
 			out, err := g.Clients.IAM.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(name), PolicyName: aws.String(pn)})
 			if err != nil {
 				return nil, err
 			}
 			return out.PolicyDocument, nil
+		}); err != nil {
+			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("cannot read the policies of %s", principal)
-	}
-	var docs []policy.Document
-	for _, arn := range arns {
-		d, err := g.managedPolicy(ctx, arn)
+		// The user-access module grants through groups as often as
+		// through users: their policies count too.
+		groups, err := collect(ctx, iam.NewListGroupsForUserPaginator(g.Clients.IAM, &iam.ListGroupsForUserInput{UserName: aws.String(name)}),
+			func(o *iam.ListGroupsForUserOutput) []string {
+				var out []string
+				for _, gr := range o.Groups {
+					out = append(out, aws.ToString(gr.GroupName))
+				}
+				return out
+			})
 		if err != nil {
 			return nil, err
 		}
-		docs = append(docs, d)
+		for _, group := range groups {
+			arns, err := collect(ctx, iam.NewListAttachedGroupPoliciesPaginator(g.Clients.IAM, &iam.ListAttachedGroupPoliciesInput{GroupName: aws.String(group)}),
+				func(o *iam.ListAttachedGroupPoliciesOutput) []string { return policyARNs(o.AttachedPolicies) })
+			if err != nil {
+				return nil, err
+			}
+			inline, err := collect(ctx, iam.NewListGroupPoliciesPaginator(g.Clients.IAM, &iam.ListGroupPoliciesInput{GroupName: aws.String(group)}),
+				func(o *iam.ListGroupPoliciesOutput) []string { return o.PolicyNames })
+			if err != nil {
+				return nil, err
+			}
+			if err := addManaged(arns); err != nil {
+				return nil, err
+			}
+			if err := addInline("group:"+group+"/", inline, func(pn string) (*string, error) {
+				out, err := g.Clients.IAM.GetGroupPolicy(ctx, &iam.GetGroupPolicyInput{GroupName: aws.String(group), PolicyName: aws.String(pn)})
+				if err != nil {
+					return nil, err
+				}
+				return out.PolicyDocument, nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return docs, nil
 	}
-	for _, pn := range inline {
-		doc, err := getInline(ctx, pn)
+	return nil, fmt.Errorf("cannot read the policies of %s", principal)
+}
+
+// iamPager is an aws-sdk-go-v2 IAM paginator.
+type iamPager[T any] interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*iam.Options)) (T, error)
+}
+
+// collect drains a paginator, keeping what items takes from each page.
+func collect[T any](ctx context.Context, p iamPager[T], items func(T) []string) ([]string, error) {
+	var out []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if d, err := policy.Parse(InlinePolicyPrefix+pn, aws.ToString(doc)); err == nil {
-			docs = append(docs, d)
-		}
+		out = append(out, items(page)...)
 	}
-	return docs, nil
+	return out, nil
+}
+
+func policyARNs(ps []iamtypes.AttachedPolicy) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, aws.ToString(p.PolicyArn))
+	}
+	return out
 }

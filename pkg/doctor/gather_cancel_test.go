@@ -13,11 +13,13 @@ import (
 var gatherOps = [][]string{
 	{"STS.GetCallerIdentity", "SSM.GetDocument", "EC2.DescribeInstances"},
 	{"SSM.DescribeInstanceInformation", "EC2.DescribeVpcs", "EC2.DescribeSubnets", "EC2.DescribeRouteTables", "EC2.DescribeVpcEndpoints",
-		"EC2.DescribeSecurityGroups", "EC2.DescribeNetworkAcls", "EC2.DescribeVpcAttribute", "S3.HeadBucket", "S3.GetBucketEncryption",
+		"EC2.DescribeSecurityGroups", "EC2.DescribeNetworkAcls", "EC2.DescribeVpcAttribute", "EC2.DescribeNatGateways", "EC2.DescribeInternetGateways", "Route53.ListHostedZonesByVPC", "S3.HeadBucket", "S3.GetBucketEncryption",
 		"Logs.DescribeLogGroups", "KMS.DescribeKey", "KMS.GetKeyPolicy", "IAM.GetInstanceProfile", "SSM.GetServiceSetting", "IAM.GetRole"},
 	{"IAM.ListAttachedRolePolicies", "IAM.ListRolePolicies", "IAM.GetRolePolicy", "IAM.SimulatePrincipalPolicy",
-		"IAM.ListAttachedUserPolicies", "IAM.ListUserPolicies", "IAM.GetUserPolicy"},
-	{"IAM.GetPolicy", "IAM.GetPolicyVersion"},
+		"IAM.ListAttachedUserPolicies", "IAM.ListUserPolicies", "IAM.GetUserPolicy", "Route53.ListResourceRecordSets",
+		"IAM.ListGroupsForUser", "IAM.ListAttachedGroupPolicies", "IAM.ListGroupPolicies", "IAM.GetGroupPolicy"},
+	{"IAM.GetPolicy", "IAM.GetPolicyVersion", "EC2.DescribeVpcEndpoints#ids"},
+	{"EC2.DescribeSubnets#ids", "EC2.DescribeSecurityGroups#ids"},
 }
 
 // gatherOrHang runs Gather and fails the test if it has not returned
@@ -69,6 +71,20 @@ func TestGatherFakeAccount(t *testing.T) {
 				t.Errorf("%s was never called: the cancellation test would not cover it", op)
 			}
 		}
+	}
+	if re := f.RemoteEndpoints[fakeHubEndpoint]; re == nil || re.VpcID != "vpc-hub" || len(re.SubnetCIDRs) != 1 || len(re.Groups) != 1 {
+		t.Errorf("hub endpoint: %+v", re)
+	}
+	if z := f.VPCs["vpc-0"].Zones; len(z) != 1 || z[0].Aliases["ssm.us-east-1.amazonaws.com"] != fakeHubEndpoint {
+		t.Errorf("zones: %+v", z)
+	}
+	// The caller's policies, every page: its own (1 attached, 1 inline)
+	// and two groups' (1 attached and 2 inline each).
+	if c := f.Caller; c.Method != "policy evaluation" || len(c.Policies) != 2+2*3 {
+		t.Errorf("caller: %s, %d policies %v (%v)", c.Method, len(c.Policies), docNames(c.Policies), c.EvalErr)
+	}
+	if fa.calls["Route53.ListResourceRecordSets"] != 1 {
+		t.Errorf("the shared zone was read %d times, want once", fa.calls["Route53.ListResourceRecordSets"])
 	}
 	if fa.calls["IAM.GetPolicy"] != len(fakeManaged) {
 		t.Errorf("managed policies read %d times, want once each (%d)", fa.calls["IAM.GetPolicy"], len(fakeManaged))

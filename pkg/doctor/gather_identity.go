@@ -24,6 +24,21 @@ func (g *Gatherer) profiles(p *phase, f *Facts) {
 			needDHM = true
 		}
 	}
+	if needDHM {
+		// The profile the doctor's fix would associate: does it exist?
+		f.DefaultProfile = &Profile{Name: DefaultInstanceProfile}
+		p.Go(func(ctx context.Context) {
+			out, err := g.Clients.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(DefaultInstanceProfile)})
+			p.locked(func() {
+				switch {
+				case err != nil:
+					f.DefaultProfile.Err = err
+				case len(out.InstanceProfile.Roles) > 0:
+					f.DefaultProfile.ARN, f.DefaultProfile.RoleName = aws.ToString(out.InstanceProfile.Arn), aws.ToString(out.InstanceProfile.Roles[0].RoleName)
+				}
+			})
+		})
+	}
 	for _, prof := range f.Profiles {
 		p.Go(func(ctx context.Context) {
 			out, err := g.Clients.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(prof.Name)})

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
@@ -105,44 +105,69 @@ func convertInstance(i ec2types.Instance) *Instance {
 			}
 		}
 	}
+	inst.Tags = map[string]string{}
 	for _, t := range i.Tags {
-		if aws.ToString(t.Key) == "Name" {
-			inst.Name = aws.ToString(t.Value)
-		}
+		inst.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
+	inst.Name = inst.Tags["Name"]
 	return inst
 }
 
-// managed lists DescribeInstanceInformation for the targets, 50 IDs a page.
-func (g *Gatherer) managed(r *phase, f *Facts) {
+// managed lists DescribeInstanceInformation for the targets, 50 IDs a
+// page, and reads the role each hybrid node registered with (its
+// activation's role) once.
+func (g *Gatherer) managed(p *phase, f *Facts) {
 	ids := make([]string, 0, len(f.Instances))
 	for id := range f.Instances {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var mu sync.Mutex
 	for _, chunk := range chunks(ids, 50) {
-		r.Go(func(ctx context.Context) {
-			p := ssm.NewDescribeInstanceInformationPaginator(g.Clients.SSM, &ssm.DescribeInstanceInformationInput{
+		p.Go(func(ctx context.Context) {
+			pg := ssm.NewDescribeInstanceInformationPaginator(g.Clients.SSM, &ssm.DescribeInstanceInformationInput{
 				Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: chunk}}, MaxResults: aws.Int32(50)})
-			for p.HasMorePages() {
-				out, err := p.NextPage(ctx)
-				mu.Lock()
+			var hybridRoles []string
+			for pg.HasMorePages() {
+				out, err := pg.NextPage(ctx)
 				if err != nil {
-					f.ManagedErr = fmt.Errorf("ssm DescribeInstanceInformation: %w", err)
-					mu.Unlock()
+					p.locked(func() { f.ManagedErr = fmt.Errorf("ssm DescribeInstanceInformation: %w", err) })
 					return
 				}
-				for _, ii := range out.InstanceInformationList {
-					m := &Managed{PingStatus: string(ii.PingStatus), AgentVersion: aws.ToString(ii.AgentVersion),
-						PlatformType: string(ii.PlatformType), PlatformName: aws.ToString(ii.PlatformName),
-						ResourceType: string(ii.ResourceType), IAMRole: aws.ToString(ii.IamRole)}
-					if ii.LastPingDateTime != nil {
-						m.LastPing = *ii.LastPingDateTime
+				p.locked(func() {
+					for _, ii := range out.InstanceInformationList {
+						m := &Managed{PingStatus: string(ii.PingStatus), AgentVersion: aws.ToString(ii.AgentVersion),
+							PlatformType: string(ii.PlatformType), PlatformName: aws.ToString(ii.PlatformName),
+							ResourceType: string(ii.ResourceType), IAMRole: aws.ToString(ii.IamRole),
+							IPAddress: aws.ToString(ii.IPAddress), ComputerName: aws.ToString(ii.ComputerName)}
+						if ii.LastPingDateTime != nil {
+							m.LastPing = *ii.LastPingDateTime
+						}
+						id := aws.ToString(ii.InstanceId)
+						f.Managed[id] = m
+						if strings.HasPrefix(id, "mi-") && m.IAMRole != "" {
+							hybridRoles = append(hybridRoles, roleName(m.IAMRole))
+						}
 					}
-					f.Managed[aws.ToString(ii.InstanceId)] = m
+				})
+			}
+			for _, name := range uniq(hybridRoles) {
+				claimed := false
+				p.locked(func() {
+					if f.Roles[name] == nil {
+						f.Roles[name], claimed = &Role{Name: name}, true
+					}
+				})
+				if !claimed {
+					continue
 				}
-				mu.Unlock()
+				out, err := g.Clients.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+				p.locked(func() {
+					if err != nil {
+						f.Roles[name].Err = fmt.Errorf("iam GetRole %s: %w", name, err)
+						return
+					}
+					*f.Roles[name] = *newRole(name, aws.ToString(out.Role.Arn), aws.ToString(out.Role.AssumeRolePolicyDocument))
+				})
 			}
 		})
 	}

@@ -29,8 +29,14 @@ type Check struct {
 	// Evidence lists the facts the decision rests on ("route 0.0.0.0/0 →
 	// igw-…", "PingStatus=ConnectionLost").
 	Evidence []string `json:"evidence,omitempty"`
-	// Fix is the command or Terraform change that fixes a warn or fail.
+	// Fix says how to fix a warn or fail, as one line of text: the
+	// commands joined with " && ", then any alternative (a Terraform
+	// module and variable) or advice.
 	Fix string `json:"fix,omitempty"`
+	// Commands are the command lines of Fix, each one `aws …` or
+	// `ssmkit …` for a POSIX shell, in order. They name real resources
+	// (never placeholders) and `doctor --fix` runs them through the SDK.
+	Commands []string `json:"fix_commands,omitempty"`
 }
 
 // InstanceReport holds the checks for one target.

@@ -222,7 +222,16 @@ func printReport(io *iostreams.IOStreams, r doctor.Report) {
 				for _, e := range c.Evidence {
 					fmt.Fprintf(out, "      %s\n", cs.Gray(e))
 				}
-				if c.Fix != "" {
+				switch {
+				case len(c.Commands) > 0:
+					fmt.Fprintln(out, "    To fix, run:")
+					for _, line := range c.Commands {
+						fmt.Fprintf(out, "      %s\n", line)
+					}
+					if note := c.FixNote(); note != "" {
+						fmt.Fprintf(out, "    Or: %s\n", strings.TrimPrefix(note, "or "))
+					}
+				case c.Fix != "":
 					fmt.Fprintf(out, "    To fix: %s\n", c.Fix)
 				}
 			}
