@@ -63,11 +63,11 @@ func FuzzCommandRoundTrip(f *testing.F) {
 func TestFixerRefuses(t *testing.T) {
 	x := &Fixer{}
 	for line, want := range map[string]error{
-		"aws ec2 terminate-instances --instance-ids i-1":                  ErrUnknownFix,
-		"rm -rf /":                                                        ErrUnknownFix,
-		"aws ec2 start-instances --instance-ids i-1; aws ec2 stop":        ErrBadCommand,
-		"aws ec2 delete-network-acl-entry --network-acl-id a --bogus 1":   nil,
-		"aws ec2 delete-network-acl-entry --network-acl-id a":             nil,
+		"aws ec2 terminate-instances --instance-ids i-1": ErrUnknownFix,
+		"rm -rf /": ErrUnknownFix,
+		"aws ec2 start-instances --instance-ids i-1; aws ec2 stop":                               ErrBadCommand,
+		"aws ec2 delete-network-acl-entry --network-acl-id a --bogus 1":                          nil,
+		"aws ec2 delete-network-acl-entry --network-acl-id a":                                    nil,
 		"aws ec2 delete-network-acl-entry --network-acl-id a --rule-number 5 --egress --ingress": nil,
 	} {
 		err := x.Run(context.Background(), line)
