@@ -118,7 +118,11 @@ type Handler struct {
 	opts  Options
 	now   func() time.Time
 	proxy *httputil.ReverseProxy
-	ops   map[string]func(*request) (any, error)
+	// privateDNS keeps what moto's ModifyVpcEndpoint ignores (vpce.go).
+	privateDNS endpointDNS
+	// logKeys keeps what moto's CloudWatch Logs lacks (motogaps.go).
+	logKeys logKeys
+	ops     map[string]func(*request) (any, error)
 
 	legacyNonInteractive atomic.Bool
 
@@ -299,6 +303,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(target, ec2messagesTargetPrefx):
 		h.serveEC2Messages(w, r, strings.TrimPrefix(target, ec2messagesTargetPrefx))
 		return
+	case strings.HasPrefix(target, logsTargetPrefix) && h.serveLogsKey(w, r, strings.TrimPrefix(target, logsTargetPrefix)):
+		return
 	case strings.HasPrefix(target, ssmTargetPrefix):
 		op := strings.TrimPrefix(target, ssmTargetPrefix)
 		if fn, ok := h.ops[op]; ok {
@@ -310,7 +316,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.proxy.ServeHTTP(w, r)
+	h.proxy.ServeHTTP(w, withEC2Form(r))
 }
 
 // readBody reads a bounded request body.
@@ -403,6 +409,8 @@ func (h *Handler) modifyProxiedResponse(resp *http.Response) error {
 	if h.opts.Credentials != nil {
 		h.recordMinted(resp)
 	}
+	h.endpointDNSAnswer(resp)
+	h.logKeysInAnswer(resp)
 	return modifyProxiedResponse(resp)
 }
 
