@@ -19,10 +19,10 @@ func (t *target) kmsEnabled() Check {
 			run(fmt.Sprintf("name an existing key: `ssmkit prefs set --document %s --kms-key KEY` (or \"\" to turn KMS encryption off), or Terraform: terraform/modules/session-preferences kms_key_arn", t.prefs().Document))
 	case k.State == "PendingDeletion":
 		return failf("", "KMS key %s is pending deletion", k.ID).
-			run("", cmd("aws", "kms", "cancel-key-deletion", "--key-id", k.ID), cmd("aws", "kms", "enable-key", "--key-id", k.ID))
+			run("", cmd("aws", "kms", "cancel-key-deletion", "--key-id", k.KeyID), cmd("aws", "kms", "enable-key", "--key-id", k.KeyID))
 	case !k.Enabled:
 		return failf("", "KMS key %s is %s: encrypted sessions fail", k.ID, k.State).with("KeyState="+k.State).
-			run("", cmd("aws", "kms", "enable-key", "--key-id", k.ID))
+			run("", cmd("aws", "kms", "enable-key", "--key-id", k.KeyID))
 	}
 	return pass("KMS key "+k.ID+" is enabled", "KeyState="+k.State)
 }
@@ -58,7 +58,7 @@ func (t *target) kmsPolicy() Check {
 	if len(bad) > 0 {
 		return failf("", "the policy of key %s does not let %s use it", k.ID, strings.Join(bad, " or ")).
 			run("Terraform: terraform/modules/session-preferences with "+strings.Join(vars, ", "),
-				cmd("aws", "kms", "put-key-policy", "--key-id", k.ARN, "--policy-name", "default", "--policy", policy.With(*k.Policy, grants...)))
+				cmd("aws", "kms", "put-key-policy", "--key-id", k.KeyID, "--policy-name", "default", "--policy", policy.With(*k.Policy, grants...)))
 	}
 	return pass("the key policy lets the instance role and you use the key (directly or through IAM policies)")
 }

@@ -432,6 +432,7 @@ func (t *target) networkEndpointPolicy() Check {
 		for k, v := range ctx {
 			c[k] = v
 		}
+		var blocked []string
 		for _, act := range agentRequests[e.Service] {
 			if r := policy.Evaluate([]policy.Document{d}, policy.Request{Action: act, Resource: "*", Principal: principal, Context: c}); r.Decision != policy.Allowed {
 				by := ""
@@ -439,8 +440,19 @@ func (t *target) networkEndpointPolicy() Check {
 					by = " by " + r.By
 				}
 				bad = append(bad, fmt.Sprintf("%s: %s %s%s", e.ID, act, r.Decision, by))
-				fixes = append(fixes, cmd("aws", "ec2", "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--reset-policy"))
+				blocked = append(blocked, act)
 			}
+		}
+		if len(blocked) == 0 {
+			continue
+		}
+		if principal != "" && len(policy.Denies([]policy.Document{d}, policy.Request{Action: blocked[0], Resource: "*", Principal: principal, Context: c})) == 0 {
+			// Keep the policy's restrictions and let the role through.
+			fixes = append(fixes, cmd("aws", "ec2", "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--policy-document",
+				policy.With(d, map[string]any{"Sid": sanitizeSid("ssmkitAgent" + t.role.Name), "Effect": "Allow",
+					"Principal": map[string]string{"AWS": t.role.ARN}, "Action": blocked, "Resource": "*"})))
+		} else {
+			fixes = append(fixes, cmd("aws", "ec2", "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--reset-policy"))
 		}
 	}
 	if principal != "" {
@@ -452,7 +464,7 @@ func (t *target) networkEndpointPolicy() Check {
 		return pass("endpoint policies allow the agent's actions", ev...)
 	}
 	return failf("", "endpoint policies block the agent: %s", strings.Join(bad, "; ")).with(ev...).
-		run("or add a statement that allows the role the actions above", uniq(fixes)...)
+		run("or reset the endpoint policy to full access (modify-vpc-endpoint --reset-policy)", uniq(fixes)...)
 }
 
 func (t *target) networkInstanceSG() Check {

@@ -306,11 +306,13 @@ type LogGroup struct {
 
 // Key is the KMS key of the preferences.
 type Key struct {
-	ID, ARN string
-	Exists  bool
-	Enabled bool
-	State   string
-	Policy  *policy.Document
+	// ID is the key as the preferences name it (ID, ARN or alias); KeyID
+	// is its bare key ID, as DescribeKey reports it.
+	ID, ARN, KeyID string
+	Exists         bool
+	Enabled        bool
+	State          string
+	Policy         *policy.Document
 	// PolicyErr is why the key policy could not be read.
 	PolicyErr error
 	Err       error

@@ -320,8 +320,8 @@ var fixOps = map[string]fixOp{
 		_, err := x.EC2.ModifyVpcAttribute(ctx, in)
 		return err
 	}},
-	"aws ec2 modify-vpc-endpoint": {"vpc-endpoint-id private-dns-enabled! reset-policy! add-subnet-ids", "vpc-endpoint-id", func(ctx context.Context, x *Fixer, o opts) error {
-		in := &ec2.ModifyVpcEndpointInput{VpcEndpointId: o.str("vpc-endpoint-id"), AddSubnetIds: o["add-subnet-ids"]}
+	"aws ec2 modify-vpc-endpoint": {"vpc-endpoint-id private-dns-enabled! reset-policy! add-subnet-ids policy-document", "vpc-endpoint-id", func(ctx context.Context, x *Fixer, o opts) error {
+		in := &ec2.ModifyVpcEndpointInput{VpcEndpointId: o.str("vpc-endpoint-id"), AddSubnetIds: o["add-subnet-ids"], PolicyDocument: o.str("policy-document")}
 		if o.has("private-dns-enabled") {
 			in.PrivateDnsEnabled = aws.Bool(true)
 		}

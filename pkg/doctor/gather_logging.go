@@ -84,7 +84,7 @@ func (g *Gatherer) logging(r *phase, f *Facts) {
 				k.Err = fmt.Errorf("kms DescribeKey %s: %w", k.ID, err)
 				return
 			}
-			k.Exists, k.ARN, k.Enabled, k.State = true, aws.ToString(out.KeyMetadata.Arn), out.KeyMetadata.Enabled, string(out.KeyMetadata.KeyState)
+			k.Exists, k.ARN, k.KeyID, k.Enabled, k.State = true, aws.ToString(out.KeyMetadata.Arn), aws.ToString(out.KeyMetadata.KeyId), out.KeyMetadata.Enabled, string(out.KeyMetadata.KeyState)
 			pol, err := g.Clients.KMS.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: out.KeyMetadata.KeyId, PolicyName: aws.String("default")})
 			if err != nil {
 				k.PolicyErr = fmt.Errorf("kms GetKeyPolicy: %w", err)
