@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +62,12 @@ func TestChecksHandBuilt(t *testing.T) {
 		fail   []string
 		warn   []string
 		pass   []string
+		// target is the instance checked ("i-1" when empty).
+		target string
+		// commands are the exact fix commands of some checks;
+		// commandPrefix how their first command starts.
+		commands      map[string][]string
+		commandPrefix map[string]string
 	}{
 		{name: "healthy"},
 		{name: "stopped", mutate: func(f *Facts) { f.Instances["i-1"].State = "stopped"; f.Managed["i-1"].PingStatus = "ConnectionLost" },
@@ -115,6 +123,34 @@ func TestChecksHandBuilt(t *testing.T) {
 		}, fail: []string{"prefs.idle-timeout", "prefs.max-duration"}},
 		{name: "unparsable preferences", mutate: func(f *Facts) { f.Prefs = ParsePrefs(DefaultDocument, `{`) }, fail: []string{"prefs.document"}},
 		{name: "caller may not start sessions", mutate: func(f *Facts) { f.Caller.Policies = nil }, fail: []string{"caller.start-session"}},
+		{name: "blackhole default route (hand-built facts: moto cannot make a blackhole route)", mutate: func(f *Facts) {
+			privateWithNAT(f, "blackhole")
+		}, fail: []string{"network.route"}, commands: map[string][]string{"network.route": {
+			"aws ec2 replace-route --route-table-id rtb-priv --destination-cidr-block 0.0.0.0/0 --nat-gateway-id nat-ok"}}},
+		{name: "blackhole default route and no NAT gateway to use (hand-built facts)", mutate: func(f *Facts) {
+			privateWithNAT(f, "blackhole")
+			delete(f.VPCs["vpc-1"].NATGateways, "nat-ok")
+		}, fail: []string{"network.route"}, commandPrefix: map[string]string{"network.route": "aws ec2 create-vpc-endpoint --vpc-id vpc-1 --vpc-endpoint-type Interface --service-name com.amazonaws.us-east-1.ssm --subnet-ids subnet-priv --security-group-ids sg-i --private-dns-enabled"}},
+		{name: "NAT gateway deleted (hand-built facts)", mutate: func(f *Facts) { privateWithNAT(f, "deleted") },
+			fail: []string{"network.route"}, commands: map[string][]string{"network.route": {
+				"aws ec2 replace-route --route-table-id rtb-priv --destination-cidr-block 0.0.0.0/0 --nat-gateway-id nat-ok"}}},
+		{name: "hub zone without a record for the name (hand-built facts)", mutate: func(f *Facts) {
+			hubFacts(f, true)
+			delete(f.VPCs["vpc-1"].Zones[0].Aliases, "ssm.us-east-1.amazonaws.com")
+		}, fail: []string{"network.route"}},
+		{name: "hub endpoints without a route to them (hand-built facts)", mutate: func(f *Facts) { hubFacts(f, false) },
+			fail: []string{"network.route"}},
+		{name: "hub endpoints over a transit gateway (hand-built facts)", mutate: func(f *Facts) { hubFacts(f, true) }},
+		{name: "hub endpoint security group without 443 from the spoke (hand-built facts)", mutate: func(f *Facts) {
+			hubFacts(f, true)
+			f.RemoteEndpoints["vpce-hub"].Groups["sg-hub"] = SecurityGroup{ID: "sg-hub"}
+		}, fail: []string{"network.endpoint-sg-443"}, commandPrefix: map[string]string{"network.endpoint-sg-443": "aws ec2 authorize-security-group-ingress --group-id sg-hub "}},
+		{name: "hybrid node: default host management is not for it", mutate: func(f *Facts) {
+			f.Instances["mi-1"] = &Instance{ID: "mi-1", State: "hybrid"}
+			f.Managed["mi-1"] = &Managed{PingStatus: "Online", AgentVersion: "3.3.1142.0", ResourceType: "ManagedInstance", IAMRole: "hybrid"}
+			tr, _ := policy.Parse("trust", `{"Statement":[{"Effect":"Allow","Principal":{"Service":"ssm.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
+			f.Roles["hybrid"] = &Role{Name: "hybrid", ARN: "arn:aws:iam::1:role/hybrid", Trust: &tr, Policies: f.Roles["r"].Policies}
+		}, target: "mi-1", pass: []string{"identity.profile", "identity.role-trust", "identity.core-policy"}},
 		{name: "cannot list managed nodes", mutate: func(f *Facts) { f.Managed = map[string]*Managed{}; f.ManagedErr = errTest }},
 	}
 	for _, tt := range tests {
@@ -123,7 +159,21 @@ func TestChecksHandBuilt(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(f)
 			}
-			r := CheckInstance(f, "i-1", time.Now())
+			target := tt.target
+			if target == "" {
+				target = "i-1"
+			}
+			r := CheckInstance(f, target, time.Now())
+			for id, want := range tt.commands {
+				if got := checkByID(r, id).Commands; !slices.Equal(got, want) {
+					t.Errorf("%s commands = %q, want %q", id, got, want)
+				}
+			}
+			for id, want := range tt.commandPrefix {
+				if got := checkByID(r, id).Commands; len(got) == 0 || !strings.HasPrefix(got[0], want) {
+					t.Errorf("%s commands = %q, want them to start %q", id, got, want)
+				}
+			}
 			got := failingIDs(r)
 			for _, id := range tt.fail {
 				if !got[id] {
@@ -165,5 +215,59 @@ func TestMissingTarget(t *testing.T) {
 	rep := Run(f, time.Now())
 	if rep.Summary.Instances != 2 || rep.Summary.Failing != 1 || !rep.Failed() {
 		t.Errorf("summary %+v", rep.Summary)
+	}
+}
+
+func checkByID(r InstanceReport, id string) Check {
+	for _, c := range r.Checks {
+		if c.ID == id {
+			return c
+		}
+	}
+	return Check{}
+}
+
+// privateWithNAT moves i-1 to a private subnet whose default route goes
+// to NAT gateway nat-gone in the given state ("blackhole": the route is a
+// blackhole), next to a healthy NAT gateway nat-ok in the public subnet.
+func privateWithNAT(f *Facts, state string) {
+	i := f.Instances["i-1"]
+	i.SubnetID, i.PublicIP = "subnet-priv", ""
+	v := f.VPCs["vpc-1"]
+	v.Subnets["subnet-priv"] = Subnet{ID: "subnet-priv", CIDR: "10.0.2.0/24", AvailabilityZone: "us-east-1a"}
+	v.InternetGateways = []string{"igw-1"}
+	route := Route{Destination: "0.0.0.0/0", Target: "nat-gone", State: "active"}
+	v.NATGateways = map[string]NATGateway{"nat-ok": {ID: "nat-ok", SubnetID: "subnet-1", State: "available"},
+		"nat-gone": {ID: "nat-gone", SubnetID: "subnet-1", State: state}}
+	if state == "blackhole" {
+		route.State = "blackhole"
+		delete(v.NATGateways, "nat-gone")
+	}
+	v.RouteTables = append(v.RouteTables, RouteTable{ID: "rtb-priv", SubnetIDs: []string{"subnet-priv"}, Routes: []Route{route}})
+}
+
+// hubFacts moves i-1 to a spoke subnet without a default route whose VPC
+// is associated with a private hosted zone per agent service, aliased to
+// endpoints in vpc-hub (10.9.1.0/24); routed says whether the spoke's
+// route table reaches 10.9.0.0/16 through a transit gateway.
+func hubFacts(f *Facts, routed bool) {
+	i := f.Instances["i-1"]
+	i.PublicIP = ""
+	v := f.VPCs["vpc-1"]
+	v.RouteTables[0].Routes = nil
+	if routed {
+		v.RouteTables[0].Routes = []Route{{Destination: "10.9.0.0/16", Target: "tgw-1", State: "active"}}
+	}
+	f.RemoteEndpoints = map[string]*RemoteEndpoint{}
+	for _, svc := range []string{"ssm", "ssmmessages", "ec2messages"} {
+		host := svc + ".us-east-1.amazonaws.com"
+		id := "vpce-hub"
+		if svc != "ssm" {
+			id = "vpce-hub-" + svc
+		}
+		v.Zones = append(v.Zones, HostedZone{ID: "Z" + svc, Name: host, Aliases: map[string]string{host: id}})
+		f.RemoteEndpoints[id] = &RemoteEndpoint{Endpoint: Endpoint{ID: id, Service: svc, Type: "Interface", State: "available", SubnetIDs: []string{"subnet-hub"},
+			SecurityGroups: []string{"sg-hub"}}, VpcID: "vpc-hub", SubnetCIDRs: []string{"10.9.1.0/24"},
+			Groups: map[string]SecurityGroup{"sg-hub": {ID: "sg-hub", Ingress: []SGRule{{Protocol: "tcp", From: 443, To: 443, CIDRs: []string{"10.0.0.0/16"}}}}}}
 	}
 }
