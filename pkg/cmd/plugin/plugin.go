@@ -148,7 +148,7 @@ func ParseArgs(args []string, getenv func(string) string, unsetenv func(string) 
 		}
 	}
 	if err := json.Unmarshal([]byte(raw), &inv.Response); err != nil {
-		return inv, cmdutil.FlagErrorf("the StartSession response is not JSON: %v", err)
+		return inv, cmdutil.FlagErrorf("the StartSession response is not JSON: %w", err)
 	}
 	if inv.Response.SessionID == "" || inv.Response.StreamURL == "" || inv.Response.TokenValue == "" {
 		return inv, cmdutil.FlagErrorf("the StartSession response lacks SessionId, StreamUrl or TokenValue")
@@ -163,7 +163,7 @@ func ParseArgs(args []string, getenv func(string) string, unsetenv func(string) 
 		return inv, nil
 	}
 	if err := json.Unmarshal([]byte(args[4]), &inv.Request); err != nil {
-		return inv, cmdutil.FlagErrorf("the StartSession request is not JSON: %v", err)
+		return inv, cmdutil.FlagErrorf("the StartSession request is not JSON: %w", err)
 	}
 	if len(args) > 5 {
 		inv.Endpoint = args[5]
