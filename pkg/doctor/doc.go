@@ -6,8 +6,9 @@
 //     call, one call per EC2 resource type for all VPCs together plus the two
 //     DNS attributes per VPC, each instance profile and role once, each
 //     managed policy once, and the preferences document, bucket, log group
-//     and key once. Calls grow with VPCs, roles and pages, not instances
-//     (1,000 instances over 10 VPCs and 5 roles: 68 calls).
+//     and key once; per VPC its NAT and internet gateways and the Route 53
+//     private hosted zones that cover service names, whose records lead to
+//     hub endpoints. Calls grow with VPCs, roles and pages, not instances.
 //  2. Run applies pure checks to the Facts. Tests build Facts by hand.
 //
 // A fact that could not be gathered makes the checks that need it "skip"
@@ -27,7 +28,10 @@
 //	          "status":   "fail",           // pass | warn | fail | skip
 //	          "summary":  "…",              // one sentence; for skip: why
 //	          "evidence": ["…"],            // optional: the facts behind the decision
-//	          "fix":      "aws ec2 …"       // optional: command or Terraform module and variable
+//	          "fix":      "aws ec2 … — or Terraform: …", // optional: what to do, one line
+//	          "fix_commands": ["aws ec2 …"]    // optional: the commands of fix, one
+//	                                           // line each for a POSIX shell, with real
+//	                                           // IDs; `doctor --fix` runs them
 //	        }
 //	      ]
 //	    }

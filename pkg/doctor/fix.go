@@ -142,3 +142,35 @@ func (c Check) FixNote() string {
 	}
 	return strings.TrimPrefix(strings.TrimPrefix(c.Fix, strings.Join(c.Commands, " && ")), " — or ")
 }
+
+// FixStep is one command `doctor --fix` runs, with the checks it fixes
+// ("i-0123… network.nacl").
+type FixStep struct {
+	Command string   `json:"command"`
+	Fixes   []string `json:"fixes"`
+}
+
+// FixPlan lists the commands of every failing check of r, in report
+// order, each once: what `doctor --fix` shows and runs. Warnings are left
+// alone, and checks whose fix is advice have no command.
+func FixPlan(r Report) []FixStep {
+	var steps []FixStep
+	index := map[string]int{}
+	for _, inst := range r.Instances {
+		for _, c := range inst.Checks {
+			if c.Status != Fail {
+				continue
+			}
+			for _, line := range c.Commands {
+				i, ok := index[line]
+				if !ok {
+					i = len(steps)
+					index[line] = i
+					steps = append(steps, FixStep{Command: line})
+				}
+				steps[i].Fixes = append(steps[i].Fixes, inst.ID+" "+c.ID)
+			}
+		}
+	}
+	return steps
+}

@@ -38,6 +38,11 @@ type DoctorOptions struct {
 	Local    bool
 	Document string
 	Region   string
+	// Fix runs the failing checks' fix commands (after asking, unless Yes).
+	Fix bool
+	Yes bool
+	// Fixer runs fix commands; nil means doctor.NewFixer (the SDK).
+	Fixer Fixer
 }
 
 // NewCmdDoctor returns the `doctor` command. runF replaces the run function
@@ -55,10 +60,15 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"VPC, role and page, so a whole fleet costs a few dozen API calls (see --stats).\n\n" +
 			"With --local, run on the instance itself: IMDS, the agent, DNS, TLS to the endpoints,\n" +
 			"proxy, role credentials, clock and disk. No AWS credentials are needed.\n\n" +
+			"With --fix, the fix commands of the failing checks are shown, confirmed once on the\n" +
+			"terminal (--yes for scripts) and run through the AWS API in order — never through a\n" +
+			"shell, and nothing the report did not name — then everything is checked again and\n" +
+			"what changed is printed.\n\n" +
 			"Exit status: 0 when nothing fails, 1 when a check fails, 2 on usage errors.",
 		Example: "  ssmkit doctor i-0123456789abcdef0\n" +
 			"  ssmkit doctor web-1 web-2 --json\n" +
 			"  ssmkit doctor --filter tag:Env=prod --stats\n" +
+			"  ssmkit doctor web-1 --fix\n" +
 			"  sudo ssmkit doctor --local",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Targets = args
@@ -87,15 +97,23 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 	fl.BoolVar(&opts.Stats, "stats", false, "Print the number of AWS API calls per operation")
 	fl.BoolVar(&opts.Local, "local", false, "Run the checks on this instance instead of through the AWS APIs")
 	fl.StringVar(&opts.Document, "document", doctor.DefaultDocument, "Session document holding the preferences to check")
+	fl.BoolVar(&opts.Fix, "fix", false, "Run the fix commands of the failing checks through the AWS API (shows them and asks first), then check again")
+	fl.BoolVar(&opts.Yes, "yes", false, "With --fix: run the fixes without asking (for scripts)")
 	return cmd
 }
 
 func validate(opts *DoctorOptions) error {
 	if opts.Local {
-		if len(opts.Targets) > 0 || len(opts.Filters) > 0 || opts.All {
-			return cmdutil.FlagErrorf("--local checks this instance: it takes no targets, --filter or --all")
+		if len(opts.Targets) > 0 || len(opts.Filters) > 0 || opts.All || opts.Fix {
+			return cmdutil.FlagErrorf("--local checks this instance: it takes no targets, --filter, --all or --fix")
 		}
 		return nil
+	}
+	if opts.Yes && !opts.Fix {
+		return cmdutil.FlagErrorf("--yes goes with --fix")
+	}
+	if opts.Fix && !opts.Yes && !(opts.IO.IsStdinTTY() && opts.IO.IsStderrTTY()) {
+		return cmdutil.FlagErrorf("--fix asks before it changes anything, which needs a terminal: add --yes to run the fixes without asking")
 	}
 	if len(opts.Targets) == 0 && len(opts.Filters) == 0 && !opts.All {
 		return cmdutil.FlagErrorf("name at least one target, or use --filter tag:KEY=VALUE, --all or --local")
@@ -147,14 +165,32 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	var counter awsapi.CallCounter
 	cfg = counter.Instrument(cfg)
 	tags, _ := parseFilters(opts.Filters)
-	progress := opts.IO.StartProgress("gathering facts", 0)
-	g := &doctor.Gatherer{Clients: doctor.NewClients(cfg), Region: cfg.Region, Document: opts.Document}
-	facts, err := g.Gather(ctx, doctor.Selection{Targets: opts.Targets, Tags: tags, All: opts.All})
-	progress.Stop()
+	check := func(label string) (doctor.Report, error) {
+		progress := opts.IO.StartProgress(label, 0)
+		defer progress.Stop()
+		g := &doctor.Gatherer{Clients: doctor.NewClients(cfg), Region: cfg.Region, Document: opts.Document}
+		facts, err := g.Gather(ctx, doctor.Selection{Targets: opts.Targets, Tags: tags, All: opts.All})
+		if err != nil {
+			return doctor.Report{}, err
+		}
+		return doctor.Run(facts, now()), nil
+	}
+	report, err := check("gathering facts")
 	if err != nil {
 		return err
 	}
-	report := doctor.Run(facts, now())
+	if opts.Fix {
+		if !opts.JSON {
+			printReport(opts.IO, report)
+		}
+		report, err = fixRun(ctx, opts, cfg, report, func() (doctor.Report, error) { return check("checking again") })
+		if err != nil {
+			return err
+		}
+		if !opts.JSON {
+			fmt.Fprintln(opts.IO.Out)
+		}
+	}
 	if opts.Stats {
 		report.Calls = counter.Counts()
 	}

@@ -33,6 +33,10 @@ func TestNewCmdDoctor(t *testing.T) {
 		{name: "bad filter", args: "--filter Env=prod", wantErr: "tag:KEY=VALUE"},
 		{name: "local with target", args: "--local i-1", wantErr: "--local"},
 		{name: "all with target", args: "--all i-1", wantErr: "--all"},
+		{name: "fix without a terminal refuses", args: "--fix i-1", wantErr: "add --yes"},
+		{name: "fix with yes", args: "--fix --yes i-1", want: DoctorOptions{Targets: []string{"i-1"}, Fix: true, Yes: true, Document: doctor.DefaultDocument}},
+		{name: "yes without fix", args: "--yes i-1", wantErr: "--yes goes with --fix"},
+		{name: "local fix", args: "--local --fix --yes", wantErr: "--local"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +63,8 @@ func TestNewCmdDoctor(t *testing.T) {
 				t.Fatal(err)
 			}
 			if strings.Join(got.Targets, ",") != strings.Join(tt.want.Targets, ",") || strings.Join(got.Filters, ",") != strings.Join(tt.want.Filters, ",") ||
-				got.All != tt.want.All || got.JSON != tt.want.JSON || got.Stats != tt.want.Stats || got.Local != tt.want.Local || got.Document != tt.want.Document {
+				got.All != tt.want.All || got.JSON != tt.want.JSON || got.Stats != tt.want.Stats || got.Local != tt.want.Local || got.Document != tt.want.Document ||
+				got.Fix != tt.want.Fix || got.Yes != tt.want.Yes {
 				t.Errorf("got %+v, want %+v", *got, tt.want)
 			}
 		})
