@@ -23,6 +23,10 @@ type Resolver struct {
 	// Logf, when set, receives debug lines (a lookup that failed while the
 	// other one answered).
 	Logf func(format string, args ...any)
+	// States are the EC2 instance states a name, tag, address or pattern
+	// matches; nil means running only (what a session can reach). The
+	// doctor also looks at stopped instances, to say so.
+	States []string
 }
 
 // ResolveOptions tune Resolve.
@@ -90,7 +94,7 @@ func (r Resolver) Find(ctx context.Context, sp Spec) ([]Node, error) {
 		errEC2, errSSM   error
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	if in := ec2Query(sp); in != nil && r.EC2 != nil {
+	if in := ec2Query(sp, r.States); in != nil && r.EC2 != nil {
 		g.Go(func() error {
 			insts, err := describeInstances(gctx, r.EC2, in)
 			for _, inst := range insts {
@@ -140,13 +144,16 @@ func (r Resolver) logf(format string, args ...any) {
 	}
 }
 
-// ec2Query is the DescribeInstances request for sp over running instances,
-// or nil when EC2 cannot answer it.
-func ec2Query(sp Spec) *ec2.DescribeInstancesInput {
+// ec2Query is the DescribeInstances request for sp over instances in
+// states (running when nil), or nil when EC2 cannot answer it.
+func ec2Query(sp Spec, states []string) *ec2.DescribeInstancesInput {
+	if states == nil {
+		states = []string{"running"}
+	}
 	filter := func(name string, value string) []ec2types.Filter {
 		return []ec2types.Filter{
 			{Name: aws.String(name), Values: []string{value}},
-			{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+			{Name: aws.String("instance-state-name"), Values: states},
 		}
 	}
 	var fs []ec2types.Filter
