@@ -52,9 +52,13 @@ func hybridRegisterFix(region string) string {
 		"`sudo amazon-ssm-agent -register -code CODE -id ID -region " + region + "` and restart the agent; check --region and --profile first"
 }
 
+// UpdateAgentDocument is the AWS-owned Run Command document that updates
+// the SSM Agent (not a session document, so not in package ssmdoc).
+const UpdateAgentDocument = "AWS-UpdateSSMAgent"
+
 // updateAgent is the command that updates the agent through Run Command.
 func updateAgent(id string) string {
-	return cmd("aws", "ssm", "send-command", "--document-name", "AWS-UpdateSSMAgent", "--instance-ids", id)
+	return cmd("aws", "ssm", "send-command", "--document-name", UpdateAgentDocument, "--instance-ids", id)
 }
 
 func (t *target) agentVersion() Check {

@@ -271,3 +271,16 @@ func hubFacts(f *Facts, routed bool) {
 			Groups: map[string]SecurityGroup{"sg-hub": {ID: "sg-hub", Ingress: []SGRule{{Protocol: "tcp", From: 443, To: 443, CIDRs: []string{"10.0.0.0/16"}}}}}}
 	}
 }
+
+func TestDocumentARN(t *testing.T) {
+	f := &Facts{Partition: "aws", Region: "eu-west-1", Account: "123456789012"}
+	for doc, want := range map[string]string{
+		"SSM-SessionManagerRunShell":     "arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell",
+		"Team-Shell":                     "arn:aws:ssm:eu-west-1:123456789012:document/Team-Shell",
+		"AWS-StartPortForwardingSession": "arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSession",
+	} {
+		if got := documentARN(f, doc); got != want {
+			t.Errorf("documentARN(%s) = %s, want %s", doc, got, want)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -32,7 +34,7 @@ import (
 // Well-known names.
 const (
 	// DefaultDocument holds the account's Session Manager preferences.
-	DefaultDocument = "SSM-SessionManagerRunShell"
+	DefaultDocument = ssmdoc.Shell
 	// CorePolicyARN is the AWS managed policy the agent's role needs.
 	CorePolicyARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 	// DHMSettingID is the default host management service setting.

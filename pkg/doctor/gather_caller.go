@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
+
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,11 +28,7 @@ type callerRequest struct {
 // documentARN is the ARN of an SSM document as AWS forms it: documents an
 // account owns carry its ID, AWS-owned ones (AWS-…) none.
 func documentARN(f *Facts, name string) string {
-	account := f.Account
-	if strings.HasPrefix(name, "AWS-") {
-		account = ""
-	}
-	return arn.ARN{Partition: f.Partition, Service: "ssm", Region: f.Region, AccountID: account, Resource: "document/" + name}.String()
+	return ssmdoc.ARN(f.Partition, f.Region, f.Account, name)
 }
 
 // callerContext is the request context of the caller's own calls.

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	nodetarget "github.com/ssmkit/ssmkit/pkg/target"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -14,17 +16,45 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
-// instances resolves the selection with DescribeInstances.
+// notTerminated are the EC2 states the doctor checks (a stopped instance
+// is found, and instance.running says so).
+var notTerminated = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
+
+// instances resolves the selection: targets are classified by package
+// target (IDs, ARNs, names, tags, addresses, DNS names, patterns); IDs are
+// described in batches, anything else is looked up in EC2 and among the
+// hybrid nodes first. Tag filters and --all list EC2 instances.
 func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error {
-	var ids, names, managedIDs []string
+	var ids, managedIDs []string
+	resolver := nodetarget.Resolver{EC2: g.Clients.EC2, SSM: g.Clients.SSM, States: notTerminated}
 	for _, t := range sel.Targets {
-		switch {
-		case strings.HasPrefix(t, "i-"):
-			ids = append(ids, t)
-		case strings.HasPrefix(t, "mi-"):
-			managedIDs = append(managedIDs, t)
-		default:
-			names = append(names, t)
+		sp, err := nodetarget.Parse(t)
+		if err != nil {
+			return err
+		}
+		if sp.ID == "" {
+			nodes, err := resolver.Find(ctx, sp)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return ctx.Err()
+			case err != nil:
+				f.Missing[t] = shortErr(err)
+			case len(nodes) == 0:
+				f.Missing[t] = fmt.Sprintf("no instance or managed node matches the %s %q in %s", sp.Kind, t, g.Region)
+			}
+			for _, n := range nodes {
+				if nodetarget.IsManagedNodeID(n.ID) {
+					managedIDs = append(managedIDs, n.ID)
+				} else {
+					ids = append(ids, n.ID)
+				}
+			}
+			continue
+		}
+		if nodetarget.IsManagedNodeID(sp.ID) {
+			managedIDs = append(managedIDs, sp.ID)
+		} else {
+			ids = append(ids, sp.ID)
 		}
 	}
 	var tagFilters []ec2types.Filter
@@ -32,19 +62,14 @@ func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error
 		tagFilters = append(tagFilters, ec2types.Filter{Name: aws.String("tag:" + k), Values: v})
 	}
 	sort.Slice(tagFilters, func(i, j int) bool { return *tagFilters[i].Name < *tagFilters[j].Name })
-	notTerminated := ec2types.Filter{Name: aws.String("instance-state-name"),
-		Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}}
+	stateFilter := ec2types.Filter{Name: aws.String("instance-state-name"), Values: notTerminated}
 	var queries [][]ec2types.Filter
-	for _, chunk := range chunks(ids, 200) {
+	for _, chunk := range chunks(uniq(ids), 200) {
 		queries = append(queries, append([]ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}}, tagFilters...))
 	}
-	for _, chunk := range chunks(names, 200) {
-		queries = append(queries, append([]ec2types.Filter{{Name: aws.String("tag:Name"), Values: chunk}, notTerminated}, tagFilters...))
-	}
 	if len(sel.Targets) == 0 && (sel.All || len(tagFilters) > 0) {
-		queries = append(queries, append([]ec2types.Filter{notTerminated}, tagFilters...))
+		queries = append(queries, append([]ec2types.Filter{stateFilter}, tagFilters...))
 	}
-	byName := map[string][]string{}
 	for _, q := range queries {
 		p := ec2.NewDescribeInstancesPaginator(g.Clients.EC2, &ec2.DescribeInstancesInput{Filters: q, MaxResults: aws.Int32(1000)})
 		for p.HasMorePages() {
@@ -56,22 +81,16 @@ func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error
 				for _, i := range res.Instances {
 					inst := convertInstance(i)
 					f.Instances[inst.ID] = inst
-					byName[inst.Name] = append(byName[inst.Name], inst.ID)
 				}
 			}
 		}
 	}
 	for _, id := range ids {
-		if _, ok := f.Instances[id]; !ok {
+		if _, ok := f.Instances[id]; !ok && nodetarget.IsInstanceID(id) {
 			f.Missing[id] = "no EC2 instance with this ID in " + g.Region
 		}
 	}
-	for _, n := range names {
-		if len(byName[n]) == 0 {
-			f.Missing[n] = fmt.Sprintf("no instance with Name tag %q in %s", n, g.Region)
-		}
-	}
-	for _, id := range managedIDs {
+	for _, id := range uniq(managedIDs) {
 		// Hybrid nodes are not in EC2; DescribeInstanceInformation decides.
 		f.Instances[id] = &Instance{ID: id, State: "hybrid"}
 	}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
+
 	"github.com/ssmkit/ssmkit/pkg/prefs"
 )
 
@@ -19,8 +21,8 @@ func ParsePrefs(name, content string) *Prefs {
 		p.Err = fmt.Errorf("document %s: %w", name, err)
 		return p
 	}
-	if st, _ := doc.Map()["sessionType"].(string); st != "" && st != "Standard_Stream" {
-		p.Err = fmt.Errorf("document %s has sessionType %q, want Standard_Stream", name, st)
+	if st, _ := doc.Map()["sessionType"].(string); st != "" && st != ssmdoc.SessionTypeStandardStream {
+		p.Err = fmt.Errorf("document %s has sessionType %q, want %s", name, st, ssmdoc.SessionTypeStandardStream)
 		return p
 	}
 	p.Doc = doc

@@ -327,6 +327,14 @@ func scenarios() []scenario {
 					t.Errorf("an unknown mi- needs an activation, not an instance profile: %q", c.Fix)
 				}
 			}},
+		{name: "Name tag that looks like an instance ID (i-am-web)", setup: func(w *world) (string, string) {
+			onPublic(w, "i-am-web", w.sandboxProfile())
+			return "i-am-web", ""
+		}, check: func(t *testing.T, r doctor.InstanceReport) {
+			if !strings.HasPrefix(r.ID, "i-") || r.ID == "i-am-web" || r.Name != "i-am-web" {
+				t.Errorf("i-am-web resolved to %s (%s)", r.ID, r.Name)
+			}
+		}},
 		{name: "unknown i- instance", setup: func(w *world) (string, string) { return "i-0123456789abcdef0", "" },
 			fail: []string{"instance.running"}, advice: []string{"instance.running"},
 			check: func(t *testing.T, r doctor.InstanceReport) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssmkit/ssmkit/pkg/target"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
@@ -56,7 +58,9 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"the instance role, the network path to the Systems Manager endpoints, the session\n" +
 			"preferences, logging and KMS, and your own permissions. Each failure comes with the\n" +
 			"command or Terraform variable that fixes it.\n\n" +
-			"Targets are instance IDs, managed node IDs or Name tags. Facts are gathered once per\n" +
+			"Targets are what `ssmkit start` takes: instance and managed node IDs, ARNs, Name tags,\n" +
+			"hybrid computer names, tag:KEY=VALUE, private IPs and DNS names, and name patterns\n" +
+			"(every match is checked). Facts are gathered once per\n" +
 			"VPC, role and page, so a whole fleet costs a few dozen API calls (see --stats).\n\n" +
 			"With --local, run on the instance itself: IMDS, the agent, DNS, TLS to the endpoints,\n" +
 			"proxy, role credentials, clock and disk. No AWS credentials are needed.\n\n" +
@@ -120,6 +124,11 @@ func validate(opts *DoctorOptions) error {
 	}
 	if opts.All && len(opts.Targets) > 0 {
 		return cmdutil.FlagErrorf("--all cannot be combined with targets")
+	}
+	for _, t := range opts.Targets {
+		if _, err := target.Parse(t); err != nil {
+			return cmdutil.FlagErrorf("%v", err)
+		}
 	}
 	_, err := parseFilters(opts.Filters)
 	return err

@@ -35,6 +35,7 @@ func TestNewCmdDoctor(t *testing.T) {
 		{name: "all with target", args: "--all i-1", wantErr: "--all"},
 		{name: "fix without a terminal refuses", args: "--fix i-1", wantErr: "add --yes"},
 		{name: "fix with yes", args: "--fix --yes i-1", want: DoctorOptions{Targets: []string{"i-1"}, Fix: true, Yes: true, Document: doctor.DefaultDocument}},
+		{name: "bad target", args: "tag:Env", wantErr: "tag:KEY=VALUE"},
 		{name: "yes without fix", args: "--yes i-1", wantErr: "--yes goes with --fix"},
 		{name: "local fix", args: "--local --fix --yes", wantErr: "--local"},
 	}
