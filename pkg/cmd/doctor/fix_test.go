@@ -162,4 +162,3 @@ func waitScreen(t *testing.T, screen *testutil.SyncBuffer, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
