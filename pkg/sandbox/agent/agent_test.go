@@ -354,8 +354,8 @@ func TestChannelClosedKillsShell(t *testing.T) {
 	if _, err := ch.Write([]byte("sleep 300 & echo BG=$!; echo PID=$$\n")); err != nil {
 		t.Fatal(err)
 	}
-	text := out.waitFor(t, "PID=", 10*time.Second)
-	text = out.waitFor(t, "\n", time.Second)
+	out.waitFor(t, "PID=", 10*time.Second)
+	text := out.waitFor(t, "\n", time.Second)
 	shell := regexp.MustCompile(`PID=(\d+)`).FindStringSubmatch(text)
 	bg := regexp.MustCompile(`BG=(\d+)`).FindStringSubmatch(text)
 	if shell == nil || bg == nil {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,10 +16,6 @@ const (
 	taskSuccess = "Success"
 	taskFailed  = "Failed"
 )
-
-// errControlClosed is what a control channel that ended without a read
-// error reports.
-var errControlClosed = errors.New("control channel closed")
 
 // controlChannel opens the control channel (§9.2, §9.3) and serves it until
 // it fails or ctx ends. opened reports whether it got as far as sending

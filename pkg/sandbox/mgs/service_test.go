@@ -32,7 +32,7 @@ func TestNewSessionID(t *testing.T) {
 			t.Errorf("NewSessionID(%q) = %q", name, id)
 		}
 	}
-	if NewSessionID("x") == NewSessionID("x") {
+	if a, b := NewSessionID("x"), NewSessionID("x"); a == b {
 		t.Error("ids repeat")
 	}
 }
