@@ -172,9 +172,11 @@ func parseStatement(b json.RawMessage) (Statement, error) {
 	})
 	var err error
 	if st.Principal, err = parsePrincipal(raw.Principal); err != nil {
+		//lint:ignore ST1005 the error starts with the policy element's name
 		return st, fmt.Errorf("Principal: %w", err)
 	}
 	if st.NotPrincipal, err = parsePrincipal(raw.NotPrincipal); err != nil {
+		//lint:ignore ST1005 the error starts with the policy element's name
 		return st, fmt.Errorf("NotPrincipal: %w", err)
 	}
 	return st, nil

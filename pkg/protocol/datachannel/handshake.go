@@ -149,7 +149,8 @@ func (c *Channel) clientSessionType(params json.RawMessage) error {
 			c.info.Properties = append([]byte(nil), st.Properties...)
 		}
 	default:
-		return fmt.Errorf("Unknown session type %s", st.SessionType) //nolint:staticcheck // upstream's text
+		//lint:ignore ST1005 the text the official client sends, kept byte for byte
+		return fmt.Errorf("Unknown session type %s", st.SessionType)
 	}
 	return nil
 }
