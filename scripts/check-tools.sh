@@ -7,7 +7,7 @@
 # Checks: go; moto (with the web stack moto.server needs) importable by the real python
 # ($SSMKIT_PYTHON, or sys.executable of python3 — never a pyenv shim); terraform >= 1.11;
 # the hashicorp/aws provider in a filesystem mirror ($SSMKIT_TF_PLUGIN_DIR or /opt/tf-plugins,
-# or SSMKIT_TF_REGISTRY=1 to download it); the AWS CLI.
+# or SSMKIT_TF_REGISTRY=1 to download it); the AWS CLI; ssh, scp and git.
 set -uo pipefail
 
 missing=0
@@ -68,6 +68,14 @@ if command -v aws >/dev/null 2>&1; then
 else
   miss "the AWS CLI (aws)" "apt-get install awscli, or python3 -m pip install awscli"
 fi
+
+for tool in ssh scp git; do
+  if command -v "$tool" >/dev/null 2>&1; then
+    ok "$tool"
+  else
+    miss "$tool (the ssh tests drive the real OpenSSH client and git)" "apt-get install openssh-client git"
+  fi
+done
 
 if ((missing > 0)); then
   echo "check-tools: $missing missing; the tests that need them would fail (SSMKIT_CI=1)" >&2
