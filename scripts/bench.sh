@@ -18,3 +18,10 @@ rm -f /tmp/ssmkit-bench.$$
 echo
 echo "== datachannel memory for a 1 GiB transfer (target: flat, bounded buffers)"
 go test -run '^$' -bench 'Memory1GiB' -benchtime 1x ./pkg/protocol/datachannel/
+
+echo
+echo "== doctor across accounts in the sandbox (targets: 10 accounts x 1,000 instances in < 60 s, < 1,000 API calls)"
+echo "   brief run here: ${SSMKIT_BENCH_ACCOUNTS:-3} accounts x ${SSMKIT_BENCH_INSTANCES:-100} instances; the full one:"
+echo "   go test -run '^\$' -bench FleetAccounts -benchtime 1x -timeout 60m ./pkg/doctor/"
+SSMKIT_BENCH_ACCOUNTS=${SSMKIT_BENCH_ACCOUNTS:-3} SSMKIT_BENCH_INSTANCES=${SSMKIT_BENCH_INSTANCES:-100} \
+  go test -run '^$' -bench 'FleetAccounts' -benchtime 1x -timeout 30m ./pkg/doctor/ | grep -E '^(fleet:|Benchmark|ok|FAIL)'

@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -64,4 +65,10 @@ func NewS3(cfg aws.Config, optFns ...func(*s3.Options)) *s3.Client {
 // zones to centralised endpoints).
 func NewRoute53(cfg aws.Config, optFns ...func(*route53.Options)) *route53.Client {
 	return route53.NewFromConfig(cfg, optFns...)
+}
+
+// NewOrganizations returns an AWS Organizations client (the doctor lists
+// an organization's accounts).
+func NewOrganizations(cfg aws.Config, optFns ...func(*organizations.Options)) *organizations.Client {
+	return organizations.NewFromConfig(cfg, optFns...)
 }

@@ -1,22 +1,137 @@
 package doctor_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/doctor"
 	"github.com/ssmkit/ssmkit/pkg/sandbox"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
+	"github.com/ssmkit/ssmkit/pkg/sandbox/sandboxtest"
 )
+
+// fleetTag marks the instances buildFleet launches.
+var fleetTag = map[string][]string{"fleet": {"bench"}}
+
+// buildFleet launches vpcs×perVPC instances in the account of cfg, spread
+// over vpcs VPCs and roles instance profiles, tagged fleet=bench, and
+// registers each as a managed node (UpdateInstanceInformation, signed
+// with cfg's credentials, as a real agent in that account would).
+func buildFleet(tb testing.TB, sb *sandbox.Sandbox, cfg aws.Config, vpcs, roles, perVPC int) {
+	tb.Helper()
+	ctx := context.Background()
+	ec2c, iamc := ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg)
+	var profiles []string
+	for r := range roles {
+		name := fmt.Sprintf("fleet-role-%d", r)
+		_, err := iamc.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(ec2Trust)})
+		if err == nil {
+			_, err = iamc.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(fleet.CorePolicyARN)})
+		}
+		var prof *iam.CreateInstanceProfileOutput
+		if err == nil {
+			prof, err = iamc.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name)})
+		}
+		if err == nil {
+			_, err = iamc.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)})
+		}
+		if err != nil {
+			tb.Fatalf("role %s: %v", name, err)
+		}
+		profiles = append(profiles, aws.ToString(prof.InstanceProfile.Arn))
+	}
+	var mu sync.Mutex
+	var ids []string
+	eg := &errgroup.Group{}
+	eg.SetLimit(4)
+	for v := range vpcs {
+		eg.Go(func() error {
+			vpc, err := ec2c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(fmt.Sprintf("10.%d.0.0/16", 100+v))})
+			if err != nil {
+				return fmt.Errorf("CreateVpc: %w", err)
+			}
+			sub, err := ec2c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String(fmt.Sprintf("10.%d.1.0/24", 100+v))})
+			if err != nil {
+				return fmt.Errorf("CreateSubnet: %w", err)
+			}
+			for launched := 0; launched < perVPC; {
+				n := min(100, perVPC-launched)
+				out, err := ec2c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(fleet.DefaultImageID), InstanceType: ec2types.InstanceType(fleet.DefaultType),
+					MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n)), SubnetId: sub.Subnet.SubnetId,
+					IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: aws.String(profiles[v%roles])},
+					TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance,
+						Tags: []ec2types.Tag{{Key: aws.String("fleet"), Value: aws.String("bench")}}}}})
+				if err != nil {
+					return fmt.Errorf("RunInstances: %w", err)
+				}
+				for k, i := range out.Instances {
+					if k > 0 {
+						// moto attaches the profile to the first instance of
+						// a batch only.
+						if _, err := ec2c.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{InstanceId: i.InstanceId,
+							IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: aws.String(profiles[v%roles])}}); err != nil {
+							return fmt.Errorf("AssociateIamInstanceProfile: %w", err)
+						}
+					}
+					mu.Lock()
+					ids = append(ids, aws.ToString(i.InstanceId))
+					mu.Unlock()
+				}
+				launched += n
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		tb.Fatal(err)
+	}
+	reg := &errgroup.Group{}
+	reg.SetLimit(8)
+	for _, id := range ids {
+		reg.Go(func() error { return registerWith(tb, sb, cfg.Credentials, id) })
+	}
+	if err := reg.Wait(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// registerWith registers id as a managed node with creds' account.
+func registerWith(tb testing.TB, sb *sandbox.Sandbox, creds aws.CredentialsProvider, id string) error {
+	body, _ := json.Marshal(map[string]string{"InstanceId": id, "AgentName": "amazon-ssm-agent", "AgentVersion": agent.DefaultAgentVersion,
+		"PlatformType": "Linux", "PlatformName": "Amazon Linux", "PlatformVersion": "2023"})
+	req, _ := http.NewRequest(http.MethodPost, sb.URL()+"/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonSSM.UpdateInstanceInformation")
+	sandboxtest.SignWith(tb, creds, sb.Region(), "ssm", req, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("UpdateInstanceInformation %s: %s", id, resp.Status)
+	}
+	return nil
+}
 
 // TestFleetScale gathers facts for 1,000 instances over 10 VPCs and 5
 // roles and reports the API calls per operation and the wall time. The
@@ -28,66 +143,22 @@ func TestFleetScale(t *testing.T) {
 	}
 	const vpcs, roles, perVPC = 10, 5, 100
 	w := newWorld(t, []sandbox.InstanceSpec{})
-	var profiles []string
-	for r := range roles {
-		profiles = append(profiles, w.role(fmt.Sprintf("fleet-role-%d", r), []string{fleet.CorePolicyARN}, nil))
-	}
 	setup := time.Now()
-	var ids []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for v := range vpcs {
-		vpc, err := w.ec2.CreateVpc(w.ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(fmt.Sprintf("10.%d.0.0/16", 100+v))})
-		w.must(err, "CreateVpc")
-		sub, err := w.ec2.CreateSubnet(w.ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String(fmt.Sprintf("10.%d.1.0/24", 100+v))})
-		w.must(err, "CreateSubnet")
-		wg.Go(func() {
-			out, err := w.ec2.RunInstances(w.ctx, &ec2.RunInstancesInput{ImageId: aws.String(fleet.DefaultImageID), InstanceType: ec2types.InstanceType(fleet.DefaultType),
-				MinCount: aws.Int32(perVPC), MaxCount: aws.Int32(perVPC), SubnetId: sub.Subnet.SubnetId,
-				IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: aws.String(profiles[v%roles])},
-				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance,
-					Tags: []ec2types.Tag{{Key: aws.String("fleet"), Value: aws.String("bench")}}}}})
-			if err != nil {
-				t.Errorf("RunInstances: %v", err)
-				return
-			}
-			for n, i := range out.Instances {
-				if n > 0 {
-					// moto attaches the profile to the first instance of
-					// a batch only.
-					_, err := w.ec2.AssociateIamInstanceProfile(w.ctx, &ec2.AssociateIamInstanceProfileInput{InstanceId: i.InstanceId,
-						IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: aws.String(profiles[v%roles])}})
-					if err != nil {
-						t.Errorf("AssociateIamInstanceProfile: %v", err)
-						return
-					}
-				}
-				mu.Lock()
-				ids = append(ids, aws.ToString(i.InstanceId))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	for _, id := range ids {
-		w.register(id)
-	}
-	t.Logf("setup: %d instances in %s", len(ids), time.Since(setup).Round(time.Millisecond))
+	buildFleet(t, w.sb, w.cfg, vpcs, roles, perVPC)
+	t.Logf("setup: %d instances in %s", vpcs*perVPC, time.Since(setup).Round(time.Millisecond))
 
 	var cc awsapi.CallCounter
 	g := &doctor.Gatherer{Clients: doctor.NewClients(cc.Instrument(w.cfg)), Region: w.sb.Region()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	f, err := g.Gather(ctx, doctor.Selection{Tags: map[string][]string{"fleet": {"bench"}}})
+	f, err := g.Gather(ctx, doctor.Selection{Tags: fleetTag})
 	w.must(err, "Gather")
 	rep := doctor.Run(f, time.Now())
 	elapsed := time.Since(start)
 
 	counts := cc.Counts()
-	ops := awsapi.SortedOps(counts)
-	sort.Strings(ops)
-	for _, op := range ops {
+	for _, op := range awsapi.SortedOps(counts) {
 		t.Logf("  %-40s %d", op, counts[op])
 	}
 	t.Logf("fleet: %d instances, %d VPCs, %d roles: %d API calls, %s wall time (gather + checks)",
@@ -109,5 +180,91 @@ func TestFleetScale(t *testing.T) {
 	}
 	if cc.Total() >= 100 {
 		t.Errorf("%d API calls, want fewer than 100", cc.Total())
+	}
+}
+
+// envInt reads a positive integer from the environment.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// benchAccount is the ID of the i-th account of the fleet benchmark.
+func benchAccount(i int) string { return fmt.Sprintf("2000000000%02d", i) }
+
+// assumeInto returns the sandbox configuration with credentials of a role
+// in account, minted by STS AssumeRole through the sandbox (moto maps them
+// to the account; the sandbox then shows that account's view).
+func assumeInto(tb testing.TB, base aws.Config, account string) aws.Config {
+	tb.Helper()
+	out, err := sts.NewFromConfig(base).AssumeRole(context.Background(), &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::" + account + ":role/Audit"), RoleSessionName: aws.String("bench-setup")})
+	if err != nil {
+		tb.Fatalf("AssumeRole into %s: %v", account, err)
+	}
+	cfg := base.Copy()
+	c := out.Credentials
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
+	return cfg
+}
+
+// BenchmarkFleetAccounts checks a fleet of SSMKIT_BENCH_ACCOUNTS accounts
+// (default 10) of SSMKIT_BENCH_INSTANCES instances each (default 1,000,
+// over 10 VPCs and 5 roles) with `doctor --all --role-arn …` (doctor.Multi:
+// assume-role per account in the sandbox, whose view follows the caller's
+// account), once over the first account and once over all of them, and
+// prints calls and seconds for both. Targets (issue 11): 10 accounts ×
+// 1,000 instances in under 60 s with fewer than 1,000 API calls.
+//
+//	go test -run '^$' -bench FleetAccounts -benchtime 1x -timeout 30m ./pkg/doctor/
+func BenchmarkFleetAccounts(b *testing.B) {
+	accounts, perAccount := envInt("SSMKIT_BENCH_ACCOUNTS", 10), envInt("SSMKIT_BENCH_INSTANCES", 1000)
+	vpcs := min(10, perAccount)
+	perVPC := perAccount / vpcs
+	sb := sandboxtest.Start(b, sandbox.Options{Instances: []sandbox.InstanceSpec{}})
+	base := sb.AWSConfig()
+	setup := time.Now()
+	var ids []string
+	for i := range accounts {
+		ids = append(ids, benchAccount(i))
+		buildFleet(b, sb, assumeInto(b, base, benchAccount(i)), vpcs, 5, perVPC)
+	}
+	b.Logf("setup: %d accounts × %d instances in %s", accounts, vpcs*perVPC, time.Since(setup).Round(time.Second))
+
+	run := func(accts []string) (calls int, secs float64, rep doctor.Report) {
+		var cc awsapi.CallCounter
+		m := doctor.Multi{Base: base, RoleARN: "arn:aws:iam::000000000000:role/Audit", Accounts: accts, Instrument: cc.Instrument}
+		start := time.Now()
+		rep, err := m.Run(context.Background(), doctor.Selection{Tags: fleetTag}, time.Now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs = time.Since(start).Seconds()
+		for _, a := range rep.Accounts {
+			if len(a.Errors) > 0 || a.Instances != vpcs*perVPC {
+				b.Fatalf("account %s: %d instances, errors %v", a.Account, a.Instances, a.Errors)
+			}
+		}
+		counts := cc.Counts()
+		ops := awsapi.SortedOps(counts)
+		sort.Strings(ops)
+		for _, op := range ops {
+			b.Logf("  %-40s %d", op, counts[op])
+		}
+		return cc.Total(), secs, rep
+	}
+	b.ResetTimer()
+	for range b.N {
+		c1, s1, _ := run(ids[:1])
+		cN, sN, rep := run(ids)
+		b.ReportMetric(float64(c1), "calls/1-account")
+		b.ReportMetric(s1, "s/1-account")
+		b.ReportMetric(float64(cN), fmt.Sprintf("calls/%d-accounts", accounts))
+		b.ReportMetric(sN, fmt.Sprintf("s/%d-accounts", accounts))
+		fmt.Printf("fleet: 1 account × %d instances: %d API calls, %.1f s\n", vpcs*perVPC, c1, s1)
+		fmt.Printf("fleet: %d accounts × %d instances (%d checked): %d API calls, %.1f s (%.2f× the calls, %.2f× the time of one account; targets: < 1000 calls, < 60 s)\n",
+			accounts, vpcs*perVPC, rep.Summary.Instances, cN, sN, float64(cN)/float64(c1), sN/s1)
 	}
 }

@@ -46,6 +46,10 @@ type InstanceReport struct {
 	ID string `json:"id"`
 	// Name is the Name tag, if any.
 	Name string `json:"name,omitempty"`
+	// Account and Region say where the target is, in reports over several
+	// accounts or regions (doctor --regions, --role-arn).
+	Account string `json:"account,omitempty"`
+	Region  string `json:"region,omitempty"`
 	// Checks are in a fixed order (see CheckIDs).
 	Checks []Check `json:"checks"`
 }
@@ -81,11 +85,38 @@ type Report struct {
 	Summary Summary `json:"summary"`
 	// Calls counts AWS API calls per "Service.Operation" (only with --stats).
 	Calls map[string]int `json:"api_calls,omitempty"`
+	// Accounts are the per-account totals of a report over several
+	// accounts or regions.
+	Accounts []AccountSummary `json:"accounts,omitempty"`
 }
 
-// NewReport sorts the instance reports and computes the summary.
+// AccountSummary totals one account's part of a report.
+type AccountSummary struct {
+	Account string   `json:"account"`
+	Regions []string `json:"regions"`
+	// Instances and Failing count targets; Fail and Warn count checks.
+	Instances int `json:"instances"`
+	Failing   int `json:"failing"`
+	Fail      int `json:"fail"`
+	Warn      int `json:"warn"`
+	// Errors say why a region of the account could not be checked (the
+	// role could not be assumed, the instances could not be listed).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// NewReport sorts the instance reports (by account, region and ID) and
+// computes the summary.
 func NewReport(instances []InstanceReport) Report {
-	sort.SliceStable(instances, func(i, j int) bool { return instances[i].ID < instances[j].ID })
+	sort.SliceStable(instances, func(i, j int) bool {
+		a, b := instances[i], instances[j]
+		if a.Account != b.Account {
+			return a.Account < b.Account
+		}
+		if a.Region != b.Region {
+			return a.Region < b.Region
+		}
+		return a.ID < b.ID
+	})
 	r := Report{Instances: instances}
 	if r.Instances == nil {
 		r.Instances = []InstanceReport{}
@@ -111,5 +142,13 @@ func NewReport(instances []InstanceReport) Report {
 	return r
 }
 
-// Failed reports whether any check of any target failed.
-func (r Report) Failed() bool { return r.Summary.Fail > 0 }
+// Failed reports whether any check of any target failed, or an account
+// or region could not be checked.
+func (r Report) Failed() bool {
+	for _, a := range r.Accounts {
+		if len(a.Errors) > 0 {
+			return true
+		}
+	}
+	return r.Summary.Fail > 0
+}

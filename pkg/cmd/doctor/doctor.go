@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
 	"github.com/ssmkit/ssmkit/pkg/target"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +47,16 @@ type DoctorOptions struct {
 	Yes bool
 	// Fixer runs fix commands; nil means doctor.NewFixer (the SDK).
 	Fixer Fixer
+	// Regions, Accounts and RoleARN check several regions and accounts
+	// (see doctor.Multi).
+	Regions  []string
+	Accounts []string
+	RoleARN  string
+}
+
+// multi reports whether the run spans several accounts or regions.
+func (o *DoctorOptions) multi() bool {
+	return len(o.Regions) > 0 || len(o.Accounts) > 0 || o.RoleARN != ""
 }
 
 // NewCmdDoctor returns the `doctor` command. runF replaces the run function
@@ -64,6 +76,11 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"VPC, role and page, so a whole fleet costs a few dozen API calls (see --stats).\n\n" +
 			"With --local, run on the instance itself: IMDS, the agent, DNS, TLS to the endpoints,\n" +
 			"proxy, role credentials, clock and disk. No AWS credentials are needed.\n\n" +
+			"With --regions, --role-arn and --accounts, a fleet (--all or --filter) is checked in\n" +
+			"several regions and accounts: the role is assumed in each account (the account of the\n" +
+			"ARN is replaced by each account's ID), the accounts are --accounts or every active\n" +
+			"account of the organization (Organizations ListAccounts), and one report ends with\n" +
+			"totals per account.\n\n" +
 			"With --fix, the fix commands of the failing checks are shown, confirmed once on the\n" +
 			"terminal (--yes for scripts) and run through the AWS API in order — never through a\n" +
 			"shell, and nothing the report did not name — then everything is checked again and\n" +
@@ -73,6 +90,7 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"  ssmkit doctor web-1 web-2 --json\n" +
 			"  ssmkit doctor --filter tag:Env=prod --stats\n" +
 			"  ssmkit doctor web-1 --fix\n" +
+			"  ssmkit doctor --all --regions us-east-1,eu-west-1 --role-arn arn:aws:iam::111111111111:role/Audit\n" +
 			"  sudo ssmkit doctor --local",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Targets = args
@@ -103,6 +121,9 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 	fl.StringVar(&opts.Document, "document", doctor.DefaultDocument, "Session document holding the preferences to check")
 	fl.BoolVar(&opts.Fix, "fix", false, "Run the fix commands of the failing checks through the AWS API (shows them and asks first), then check again")
 	fl.BoolVar(&opts.Yes, "yes", false, "With --fix: run the fixes without asking (for scripts)")
+	fl.StringSliceVar(&opts.Regions, "regions", nil, "Check these regions (comma-separated) instead of the configured one")
+	fl.StringVar(&opts.RoleARN, "role-arn", "", "Assume this role in each account (its account ID is replaced by each account's) and check them all")
+	fl.StringSliceVar(&opts.Accounts, "accounts", nil, "With --role-arn: the account IDs to check (default: every active account of the organization)")
 	return cmd
 }
 
@@ -128,6 +149,31 @@ func validate(opts *DoctorOptions) error {
 	for _, t := range opts.Targets {
 		if _, err := target.Parse(t); err != nil {
 			return cmdutil.FlagErrorf("%v", err)
+		}
+	}
+	if opts.multi() {
+		switch {
+		case len(opts.Targets) > 0:
+			return cmdutil.FlagErrorf("--regions, --accounts and --role-arn check fleets: use --all or --filter instead of targets")
+		case opts.Fix:
+			return cmdutil.FlagErrorf("--fix works in one account and region at a time")
+		case len(opts.Accounts) > 0 && opts.RoleARN == "":
+			return cmdutil.FlagErrorf("--accounts needs --role-arn: the role to assume in each account")
+		}
+		if opts.RoleARN != "" {
+			if a, err := arn.Parse(opts.RoleARN); err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") {
+				return cmdutil.FlagErrorf("--role-arn %q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", opts.RoleARN)
+			}
+		}
+		for _, a := range opts.Accounts {
+			if len(a) != 12 || strings.Trim(a, "0123456789") != "" {
+				return cmdutil.FlagErrorf("--accounts: %q is not a 12-digit account ID", a)
+			}
+		}
+		for _, r := range opts.Regions {
+			if r == "" || strings.ContainsAny(r, " /:") {
+				return cmdutil.FlagErrorf("--regions: %q is not a region name", r)
+			}
 		}
 	}
 	_, err := parseFilters(opts.Filters)
@@ -172,8 +218,22 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		return err
 	}
 	var counter awsapi.CallCounter
-	cfg = counter.Instrument(cfg)
 	tags, _ := parseFilters(opts.Filters)
+	if opts.multi() {
+		progress := opts.IO.StartProgress("checking accounts and regions", 0)
+		m := doctor.Multi{Base: cfg, RoleARN: opts.RoleARN, Accounts: opts.Accounts, Regions: opts.Regions,
+			Document: opts.Document, Instrument: counter.Instrument}
+		report, err := m.Run(ctx, doctor.Selection{Tags: tags, All: opts.All}, now)
+		progress.Stop()
+		if err != nil {
+			return err
+		}
+		if opts.Stats {
+			report.Calls = counter.Counts()
+		}
+		return finish(opts, report, &counter)
+	}
+	cfg = counter.Instrument(cfg)
 	check := func(label string) (doctor.Report, error) {
 		progress := opts.IO.StartProgress(label, 0)
 		defer progress.Stop()
@@ -233,12 +293,14 @@ func printReport(io *iostreams.IOStreams, r doctor.Report) {
 	verbose := len(r.Instances) == 1
 	if len(r.Instances) == 0 {
 		fmt.Fprintln(out, "No instances matched.")
-		return
 	}
 	for _, inst := range r.Instances {
 		header := inst.ID
 		if inst.Name != "" {
 			header += " (" + inst.Name + ")"
+		}
+		if inst.Account != "" || inst.Region != "" {
+			header += cs.Gray(" " + strings.TrimSpace(inst.Account+" "+inst.Region))
 		}
 		fmt.Fprintln(out, cs.Bold(header))
 		hidden := 0
@@ -286,9 +348,27 @@ func printReport(io *iostreams.IOStreams, r doctor.Report) {
 		}
 		fmt.Fprintln(out)
 	}
+	if len(r.Accounts) > 0 {
+		fmt.Fprintln(out, cs.Bold("Per account"))
+		tp := cmdutil.NewTablePrinter(io)
+		tp.SetHeader("ACCOUNT", "REGIONS", "INSTANCES", "FAILING", "FAILED CHECKS", "WARNINGS", "ERRORS")
+		for _, a := range r.Accounts {
+			tp.AddRow(orDash(a.Account), strings.Join(a.Regions, ","), fmt.Sprint(a.Instances), fmt.Sprint(a.Failing),
+				fmt.Sprint(a.Fail), fmt.Sprint(a.Warn), orDash(strings.Join(a.Errors, "; ")))
+		}
+		_ = tp.Render()
+		fmt.Fprintln(out)
+	}
 	s := r.Summary
 	fmt.Fprintf(out, "%d %s checked, %d failing: %d passed, %d warnings, %d failed, %d skipped\n",
 		s.Instances, plural(s.Instances, "instance"), s.Failing, s.Pass, s.Warn, s.Fail, s.Skip)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func plural(n int, word string) string {

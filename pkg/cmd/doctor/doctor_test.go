@@ -36,6 +36,14 @@ func TestNewCmdDoctor(t *testing.T) {
 		{name: "fix without a terminal refuses", args: "--fix i-1", wantErr: "add --yes"},
 		{name: "fix with yes", args: "--fix --yes i-1", want: DoctorOptions{Targets: []string{"i-1"}, Fix: true, Yes: true, Document: doctor.DefaultDocument}},
 		{name: "bad target", args: "tag:Env", wantErr: "tag:KEY=VALUE"},
+		{name: "accounts and regions", args: "--all --regions us-east-1,eu-west-1 --role-arn arn:aws:iam::111111111111:role/Audit --accounts 111111111111,222222222222",
+			want: DoctorOptions{All: true, Regions: []string{"us-east-1", "eu-west-1"}, RoleARN: "arn:aws:iam::111111111111:role/Audit",
+				Accounts: []string{"111111111111", "222222222222"}, Document: doctor.DefaultDocument}},
+		{name: "accounts with targets", args: "--role-arn arn:aws:iam::1:role/A i-1", wantErr: "use --all or --filter"},
+		{name: "accounts without a role", args: "--all --accounts 111111111111", wantErr: "needs --role-arn"},
+		{name: "bad role ARN", args: "--all --role-arn Audit", wantErr: "not an IAM role ARN"},
+		{name: "bad account", args: "--all --role-arn arn:aws:iam::1:role/A --accounts 12", wantErr: "12-digit"},
+		{name: "fix across regions", args: "--all --regions us-east-1 --fix --yes", wantErr: "one account and region"},
 		{name: "yes without fix", args: "--yes i-1", wantErr: "--yes goes with --fix"},
 		{name: "local fix", args: "--local --fix --yes", wantErr: "--local"},
 	}
@@ -65,7 +73,8 @@ func TestNewCmdDoctor(t *testing.T) {
 			}
 			if strings.Join(got.Targets, ",") != strings.Join(tt.want.Targets, ",") || strings.Join(got.Filters, ",") != strings.Join(tt.want.Filters, ",") ||
 				got.All != tt.want.All || got.JSON != tt.want.JSON || got.Stats != tt.want.Stats || got.Local != tt.want.Local || got.Document != tt.want.Document ||
-				got.Fix != tt.want.Fix || got.Yes != tt.want.Yes {
+				got.Fix != tt.want.Fix || got.Yes != tt.want.Yes || got.RoleARN != tt.want.RoleARN ||
+				strings.Join(got.Regions, ",") != strings.Join(tt.want.Regions, ",") || strings.Join(got.Accounts, ",") != strings.Join(tt.want.Accounts, ",") {
 				t.Errorf("got %+v, want %+v", *got, tt.want)
 			}
 		})
