@@ -249,7 +249,40 @@ func naclEntry(o opts) (egress bool, proto *string, pr *ec2types.PortRange, err 
 	return o.has("egress"), o.str("protocol"), pr, nil
 }
 
-const naclOptions = "network-acl-id rule-number egress! ingress! protocol port-range cidr-block rule-action"
+const (
+	naclOptions  = "network-acl-id rule-number egress! ingress! protocol port-range cidr-block rule-action"
+	naclRequired = "network-acl-id rule-number protocol cidr-block rule-action"
+)
+
+// naclFields are the options of create- and replace-network-acl-entry.
+type naclFields struct {
+	acl, protocol, cidr *string
+	number              *int32
+	egress              *bool
+	ports               *ec2types.PortRange
+	action              ec2types.RuleAction
+}
+
+func naclEntryOf(o opts) (naclFields, error) {
+	n, err := o.int32("rule-number")
+	if err != nil {
+		return naclFields{}, err
+	}
+	egress, proto, pr, err := naclEntry(o)
+	if err != nil {
+		return naclFields{}, err
+	}
+	return naclFields{acl: o.str("network-acl-id"), protocol: proto, cidr: o.str("cidr-block"), number: n, egress: aws.Bool(egress),
+		ports: pr, action: ec2types.RuleAction(*o.str("rule-action"))}, nil
+}
+
+// routeFields are the options of create-route and replace-route.
+type routeFields struct{ table, dest, igw, nat, tgw, pcx *string }
+
+func routeOf(o opts) routeFields {
+	return routeFields{table: o.str("route-table-id"), dest: o.str("destination-cidr-block"), igw: o.str("gateway-id"),
+		nat: o.str("nat-gateway-id"), tgw: o.str("transit-gateway-id"), pcx: o.str("vpc-peering-connection-id")}
+}
 
 var fixOps = map[string]fixOp{
 	"aws ec2 start-instances": {"instance-ids", "instance-ids", func(ctx context.Context, x *Fixer, o opts) error {
@@ -268,42 +301,34 @@ var fixOps = map[string]fixOp{
 		_, err = x.EC2.DeleteNetworkAclEntry(ctx, &ec2.DeleteNetworkAclEntryInput{NetworkAclId: o.str("network-acl-id"), RuleNumber: n, Egress: aws.Bool(egress)})
 		return err
 	}},
-	"aws ec2 create-network-acl-entry": {naclOptions, "network-acl-id rule-number protocol cidr-block rule-action", func(ctx context.Context, x *Fixer, o opts) error {
-		n, err := o.int32("rule-number")
+	"aws ec2 create-network-acl-entry": {naclOptions, naclRequired, func(ctx context.Context, x *Fixer, o opts) error {
+		e, err := naclEntryOf(o)
 		if err != nil {
 			return err
 		}
-		egress, proto, pr, err := naclEntry(o)
-		if err != nil {
-			return err
-		}
-		_, err = x.EC2.CreateNetworkAclEntry(ctx, &ec2.CreateNetworkAclEntryInput{NetworkAclId: o.str("network-acl-id"), RuleNumber: n, Egress: aws.Bool(egress),
-			Protocol: proto, PortRange: pr, CidrBlock: o.str("cidr-block"), RuleAction: ec2types.RuleAction(*o.str("rule-action"))})
+		_, err = x.EC2.CreateNetworkAclEntry(ctx, &ec2.CreateNetworkAclEntryInput{NetworkAclId: e.acl, RuleNumber: e.number, Egress: e.egress,
+			Protocol: e.protocol, PortRange: e.ports, CidrBlock: e.cidr, RuleAction: e.action})
 		return err
 	}},
-	"aws ec2 replace-network-acl-entry": {naclOptions, "network-acl-id rule-number protocol cidr-block rule-action", func(ctx context.Context, x *Fixer, o opts) error {
-		n, err := o.int32("rule-number")
+	"aws ec2 replace-network-acl-entry": {naclOptions, naclRequired, func(ctx context.Context, x *Fixer, o opts) error {
+		e, err := naclEntryOf(o)
 		if err != nil {
 			return err
 		}
-		egress, proto, pr, err := naclEntry(o)
-		if err != nil {
-			return err
-		}
-		_, err = x.EC2.ReplaceNetworkAclEntry(ctx, &ec2.ReplaceNetworkAclEntryInput{NetworkAclId: o.str("network-acl-id"), RuleNumber: n, Egress: aws.Bool(egress),
-			Protocol: proto, PortRange: pr, CidrBlock: o.str("cidr-block"), RuleAction: ec2types.RuleAction(*o.str("rule-action"))})
+		_, err = x.EC2.ReplaceNetworkAclEntry(ctx, &ec2.ReplaceNetworkAclEntryInput{NetworkAclId: e.acl, RuleNumber: e.number, Egress: e.egress,
+			Protocol: e.protocol, PortRange: e.ports, CidrBlock: e.cidr, RuleAction: e.action})
 		return err
 	}},
 	"aws ec2 create-route": {routeOptions, "route-table-id destination-cidr-block", func(ctx context.Context, x *Fixer, o opts) error {
-		_, err := x.EC2.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: o.str("route-table-id"), DestinationCidrBlock: o.str("destination-cidr-block"),
-			GatewayId: o.str("gateway-id"), NatGatewayId: o.str("nat-gateway-id"), TransitGatewayId: o.str("transit-gateway-id"),
-			VpcPeeringConnectionId: o.str("vpc-peering-connection-id")})
+		r := routeOf(o)
+		_, err := x.EC2.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: r.table, DestinationCidrBlock: r.dest,
+			GatewayId: r.igw, NatGatewayId: r.nat, TransitGatewayId: r.tgw, VpcPeeringConnectionId: r.pcx})
 		return err
 	}},
 	"aws ec2 replace-route": {routeOptions, "route-table-id destination-cidr-block", func(ctx context.Context, x *Fixer, o opts) error {
-		_, err := x.EC2.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: o.str("route-table-id"), DestinationCidrBlock: o.str("destination-cidr-block"),
-			GatewayId: o.str("gateway-id"), NatGatewayId: o.str("nat-gateway-id"), TransitGatewayId: o.str("transit-gateway-id"),
-			VpcPeeringConnectionId: o.str("vpc-peering-connection-id")})
+		r := routeOf(o)
+		_, err := x.EC2.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: r.table, DestinationCidrBlock: r.dest,
+			GatewayId: r.igw, NatGatewayId: r.nat, TransitGatewayId: r.tgw, VpcPeeringConnectionId: r.pcx})
 		return err
 	}},
 	"aws ec2 modify-vpc-attribute": {"vpc-id enable-dns-support! enable-dns-hostnames!", "vpc-id", func(ctx context.Context, x *Fixer, o opts) error {
