@@ -22,6 +22,8 @@
 //	    {
 //	      "id":   "i-0123456789abcdef0",   // or the target as given when not found
 //	      "name": "web-1",                 // Name tag; omitted when none
+//	      "account": "111111111111",       // with --regions/--role-arn: where it is
+//	      "region": "eu-west-1",
 //	      "checks": [                      // always every ID of CheckIDs, in that order
 //	        {
 //	          "id":       "network.route",  // stable check ID
@@ -37,7 +39,11 @@
 //	    }
 //	  ],
 //	  "summary": {"instances": 2, "failing": 1, "pass": 50, "warn": 1, "fail": 2, "skip": 13},
-//	  "api_calls": {"EC2.DescribeInstances": 1}   // only with --stats
+//	  "api_calls": {"EC2.DescribeInstances": 1},  // only with --stats
+//	  "accounts": [                        // with --regions/--role-arn: per-account totals
+//	    {"account": "111111111111", "regions": ["eu-west-1"], "instances": 1000,
+//	     "failing": 3, "fail": 4, "warn": 9, "errors": ["us-east-1: …"]}
+//	  ]
 //	}
 //
 // New checks may be added (consumers should ignore unknown IDs); an ID is
