@@ -334,18 +334,27 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 	t.Run("AWS-StartSSHSession", func(t *testing.T) {
 		sshd := fakeSSHD(t)
 		_, port, _ := net.SplitHostPort(sshd.addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := e.command(ctx, "--document-name", "AWS-StartSSHSession", "--parameters", "portNumber="+port)
 		pr, pw := io.Pipe()
-		go func() {
-			fmt.Fprint(pw, "SSH-2.0-client\r\n")
-			<-sshd.done // sshd closes after reading our line
-			pw.Close()
-		}()
-		stdout, stderr, code := e.piped(t, pr, "--document-name", "AWS-StartSSHSession", "--parameters", "portNumber="+port)
-		if code != 0 || stdout != "SSH-2.0-fake\r\n" || sshd.got() != "SSH-2.0-client\r\n" {
-			t.Fatalf("exit %d\nstdout %q\nstderr %q\nsshd read %q", code, stdout, stderr, sshd.got())
+		var stdout, stderr testutil.SyncBuffer
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(stderr, "Starting session with SessionId") {
-			t.Errorf("stderr %q", stderr)
+		fmt.Fprint(pw, "SSH-2.0-client\r\n")
+		// Both greetings crossed; then ssh would end: stdin closes and
+		// the sshd hangs up.
+		waitFor(t, &stdout, "SSH-2.0-fake\r\n", 30*time.Second)
+		<-sshd.read
+		close(sshd.release)
+		pw.Close()
+		if code := exitCode(t, cmd); code != 0 || stdout.String() != "SSH-2.0-fake\r\n" || sshd.got() != "SSH-2.0-client\r\n" {
+			t.Fatalf("exit %d\nstdout %q\nstderr %q\nsshd read %q", code, stdout.String(), stderr.String(), sshd.got())
+		}
+		if !strings.Contains(stderr.String(), "Starting session with SessionId") {
+			t.Errorf("stderr %q", stderr.String())
 		}
 	})
 
@@ -374,12 +383,14 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 	sandboxtest.NoActiveSessions(t, e.sb)
 }
 
-// sshd is a stand-in sshd: it greets, reads one line and closes.
+// sshd is a stand-in sshd: it greets, reads one line, and closes once
+// released.
 type sshd struct {
-	addr string
-	done chan struct{}
-	mu   sync.Mutex
-	line string
+	addr    string
+	read    chan struct{} // closed once the client's line is in
+	release chan struct{} // close to let it hang up
+	mu      sync.Mutex
+	line    string
 }
 
 func (s *sshd) got() string {
@@ -395,9 +406,8 @@ func fakeSSHD(t *testing.T) *sshd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	s := &sshd{addr: ln.Addr().String(), done: make(chan struct{})}
+	s := &sshd{addr: ln.Addr().String(), read: make(chan struct{}), release: make(chan struct{})}
 	go func() {
-		defer close(s.done)
 		c, err := ln.Accept()
 		if err != nil {
 			return
@@ -409,6 +419,8 @@ func fakeSSHD(t *testing.T) *sshd {
 		s.mu.Lock()
 		s.line = line
 		s.mu.Unlock()
+		close(s.read)
+		<-s.release
 	}()
 	return s
 }
