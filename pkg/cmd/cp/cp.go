@@ -183,6 +183,13 @@ func download(ctx context.Context, opts *CpOptions, clients session.Clients, id 
 	pw.Close()
 	recvErr := <-done
 	recv.progress.finish()
+	// Whatever fails below leaves nothing behind.
+	committed := false
+	defer func() {
+		if !committed {
+			recv.abort()
+		}
+	}()
 	for _, l := range stderr.lines() {
 		if strings.HasPrefix(l, markErr) {
 			recv.abort()
@@ -200,9 +207,15 @@ func download(ctx context.Context, opts *CpOptions, clients session.Clients, id 
 	var sum string
 	var other []string
 	for _, l := range stderr.lines() {
-		if v, ok := strings.CutPrefix(l, markSHA+" "); ok {
+		switch v, ok := strings.CutPrefix(l, markSHA+" "); {
+		case ok:
 			sum = v
-		} else if strings.TrimSpace(l) != "" {
+		case isSessionNotice(l):
+			// How the session ended ("timed out" after a dropped
+			// connection, the service's reason): the data and its
+			// checksum decide.
+			logf(opts, "%s", l)
+		case strings.TrimSpace(l) != "":
 			other = append(other, l)
 		}
 	}
@@ -221,7 +234,20 @@ func download(ctx context.Context, opts *CpOptions, clients session.Clients, id 
 	if len(other) > 0 {
 		return fmt.Errorf("%s:%s: %s", id, opts.Remote, strings.Join(other, "; "))
 	}
+	committed = true
 	return recv.commit()
+}
+
+// isSessionNotice reports whether l is the session layer's line about how
+// the session ended, not output of the node.
+func isSessionNotice(l string) bool {
+	return strings.HasPrefix(l, "Session: ") || strings.HasPrefix(l, "SessionId: ") || strings.HasPrefix(l, "Exiting session")
+}
+
+func logf(opts *CpOptions, format string, args ...any) {
+	if opts.Logf != nil {
+		opts.Logf(format, args...)
+	}
 }
 
 // receiver writes what a download brings: a file beside its destination,
