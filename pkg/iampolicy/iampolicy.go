@@ -176,7 +176,6 @@ func parseStatement(b json.RawMessage) (Statement, error) {
 		return st, fmt.Errorf("Principal: %w", err)
 	}
 	if st.NotPrincipal, err = parsePrincipal(raw.NotPrincipal); err != nil {
-		//lint:ignore ST1005 the error starts with the policy element's name
 		return st, fmt.Errorf("NotPrincipal: %w", err)
 	}
 	return st, nil
