@@ -316,12 +316,6 @@ func (w *world) prefsDocument(name string, inputs map[string]any) {
 	w.must(err, "CreateDocument "+name)
 }
 
-// doctor checks one target with the sandbox's root credentials.
-func (w *world) doctor(id, document string) (doctor.InstanceReport, *awsapi.CallCounter) {
-	w.t.Helper()
-	return w.doctorWith(w.cfg, id, document)
-}
-
 // doctorWith checks one target with cfg's credentials.
 func (w *world) doctorWith(cfg aws.Config, id, document string) (doctor.InstanceReport, *awsapi.CallCounter) {
 	w.t.Helper()

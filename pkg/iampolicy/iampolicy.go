@@ -172,11 +172,10 @@ func parseStatement(b json.RawMessage) (Statement, error) {
 	})
 	var err error
 	if st.Principal, err = parsePrincipal(raw.Principal); err != nil {
-		//lint:ignore ST1005 the error starts with the policy element's name
-		return st, fmt.Errorf("Principal: %w", err)
+		return st, fmt.Errorf("the Principal element: %w", err)
 	}
 	if st.NotPrincipal, err = parsePrincipal(raw.NotPrincipal); err != nil {
-		return st, fmt.Errorf("NotPrincipal: %w", err)
+		return st, fmt.Errorf("the NotPrincipal element: %w", err)
 	}
 	return st, nil
 }
