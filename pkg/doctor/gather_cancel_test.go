@@ -125,7 +125,7 @@ func TestGatherCancellation(t *testing.T) {
 				ats = ats[:last]
 			}
 			for _, at := range ats {
-				for _, conc := range []int{1, 2, DefaultConcurrency} {
+				for _, conc := range []int{2, DefaultConcurrency} {
 					t.Run(fmt.Sprintf("phase %d %s call %d concurrency %d", p+1, op, at, conc), func(t *testing.T) {
 						fa := &fakeAWS{instances: 12, vpcs: 3, roles: 6, pageSize: 1}
 						ctx, cancel := context.WithCancel(context.Background())
