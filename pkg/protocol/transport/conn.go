@@ -11,16 +11,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/ssmkit/ssmkit/internal/bufpool"
 )
-
-// maxRetainedReadBuf bounds the read scratch buffer a Conn keeps between
-// messages, so one large message does not pin memory for the connection's
-// lifetime.
-const maxRetainedReadBuf = 256 << 10
-
-// initialReadBuf is the first size of the read scratch buffer: a protocol
-// frame with a 1 KiB payload plus its 120-byte header fits.
-const initialReadBuf = 4 << 10
 
 // Conn is a websocket connection carrying whole messages.
 //
@@ -28,16 +21,20 @@ const initialReadBuf = 4 << 10
 // goroutines write; writes are serialised. Pings from the peer are answered
 // with pongs while a read is in progress. Close may be called at any time,
 // from any goroutine, any number of times.
+//
+// gorilla/websocket parses what arrives; Conn writes its frames itself
+// (frame.go), so that several messages can leave in one system call
+// (WriteMessages) and a server's messages go out without being copied.
+// Every frame — data, pings, pongs, close — goes through the same write
+// lock, so frames never interleave.
 type Conn struct {
 	ws   *websocket.Conn
 	opts ConnOptions
 
-	// rbuf is the reader's scratch buffer; only the reading goroutine
-	// touches it.
-	rbuf []byte
-
-	// wmu serialises message writes: gorilla allows one concurrent writer.
-	wmu sync.Mutex
+	// w writes frames; wlock (a one-slot channel, so that control frames
+	// can give up waiting) guards it.
+	w     *frameWriter
+	wlock chan struct{}
 
 	closed     atomic.Bool
 	peerClosed atomic.Bool   // a read saw the peer's close frame or EOF
@@ -48,27 +45,36 @@ type Conn struct {
 }
 
 // newConn wraps an established gorilla connection and starts its keepalive.
-func newConn(ws *websocket.Conn, opts ConnOptions) *Conn {
+func newConn(ws *websocket.Conn, opts ConnOptions, isServer bool) *Conn {
 	opts = opts.withDefaults()
 	c := &Conn{
 		ws:       ws,
 		opts:     opts,
+		w:        newFrameWriter(ws.UnderlyingConn(), isServer, opts.WriteBufferSize),
+		wlock:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		pingDone: make(chan struct{}),
 	}
-	ws.SetReadLimit(opts.MaxMessageSize)
+	// The size limit is enforced while reading (readAll), so that the
+	// 1009 close frame goes out through this Conn's write lock: gorilla
+	// would write its own without it.
+	ws.SetReadLimit(0)
 
-	// gorilla's default ping handler answers with WriteControl, which takes
-	// the same internal write lock as every data frame we send, so pongs
-	// never interleave with a frame. It waits at most 1 s for that lock and
-	// drops the pong rather than blocking the reader behind a stuck writer.
-	if opts.Debug != nil {
-		answer := ws.PingHandler()
-		ws.SetPingHandler(func(appData string) error {
-			c.debugf("ping received (%d bytes), answering", len(appData))
-			return answer(appData)
-		})
-	}
+	// Pongs and the reply to a close frame go through the write lock like
+	// every other frame. A pong waits at most controlWait for the lock and
+	// is dropped rather than block the reader behind a stuck writer.
+	ws.SetPingHandler(func(appData string) error {
+		c.debugf("ping received (%d bytes), answering", len(appData))
+		if err := c.writeControl(opPong, []byte(appData)); err != nil && !errors.Is(err, errLockWait) {
+			c.debugf("pong not sent: %v", err)
+		}
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.peerClosed.Store(true)
+		_ = c.writeControl(opClose, websocket.FormatCloseMessage(code, ""))
+		return nil
+	})
 	if opts.PongWait > 0 {
 		_ = ws.SetReadDeadline(time.Now().Add(opts.PingInterval + opts.PongWait))
 		ws.SetPongHandler(func(string) error {
@@ -120,7 +126,7 @@ func (c *Conn) keepalive() {
 
 // ping sends one keepalive ping and reports whether pinging should go on.
 func (c *Conn) ping() bool {
-	err := c.ws.WriteControl(websocket.PingMessage, []byte(PingPayload), time.Now().Add(controlWait))
+	err := c.writeControl(opPing, []byte(PingPayload))
 	if err == nil {
 		c.debugf("keepalive ping sent")
 		return true
@@ -128,8 +134,7 @@ func (c *Conn) ping() bool {
 	if c.closed.Load() {
 		return false
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) || errors.Is(err, errLockWait) {
 		// A writer held the lock for longer than controlWait; try again
 		// next tick rather than tear the connection down.
 		c.debugf("keepalive ping skipped: %v", err)
@@ -141,7 +146,8 @@ func (c *Conn) ping() bool {
 
 // ReadMessage returns the next BINARY message. TEXT messages are skipped
 // without being copied (and reported to the Debug hook). The returned slice
-// belongs to the caller.
+// belongs to the caller, who may hand it back with Recycle once done with
+// it.
 //
 // Errors: ErrClosed after a local Close; a *CloseError (matching io.EOF for a
 // clean close) when the peer closed; ErrMessageTooLarge when the peer sent
@@ -150,6 +156,10 @@ func (c *Conn) ReadMessage() ([]byte, error) {
 	_, b, err := c.read(true)
 	return b, err
 }
+
+// Recycle hands back a buffer ReadMessage or ReadFrame returned, for a
+// later message. The caller must not use b afterwards.
+func (c *Conn) Recycle(b []byte) { bufpool.Put(b) }
 
 // ReadFrame returns the next TEXT or BINARY message with its kind. A server
 // uses it to read the TEXT Open*Channel request that starts a channel.
@@ -185,36 +195,53 @@ func (c *Conn) read(skipText bool) (Kind, []byte, error) {
 	}
 }
 
-// readAll reads one message into the scratch buffer and returns an exactly
-// sized copy: one allocation per message instead of io.ReadAll's doubling.
-// gorilla enforces MaxMessageSize before any payload byte is read, so the
-// scratch buffer never grows past the limit.
+// readAll reads one message. A large message stays in the pooled buffer it
+// was read into (see Recycle); a small one is copied into a buffer of its
+// own size. A message over MaxMessageSize closes the connection with 1009,
+// as RFC 6455 asks, before more than the limit is read.
 func (c *Conn) readAll(r io.Reader) ([]byte, error) {
-	buf := c.rbuf[:0]
-	if cap(buf) == 0 {
-		buf = make([]byte, 0, initialReadBuf)
-	}
+	buf := bufpool.Get()
+	limit := c.opts.MaxMessageSize
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if int64(len(buf)) > limit {
+				bufpool.Put(buf)
+				_ = c.writeControl(opClose, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, ""))
+				return nil, fmt.Errorf("reading websocket message: %w (limit %d bytes)", ErrMessageTooLarge, limit)
+			}
+			grown := make([]byte, len(buf), 2*cap(buf))
+			copy(grown, buf)
+			bufpool.Put(buf)
+			buf = grown
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		// Read at most one byte past the limit: enough to know it was
+		// exceeded.
+		room := buf[len(buf):cap(buf)]
+		if over := int64(len(buf)+len(room)) - (limit + 1); over > 0 {
+			room = room[:int64(len(room))-over]
+		}
+		n, err := r.Read(room)
 		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			bufpool.Put(buf)
+			_ = c.writeControl(opClose, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, ""))
+			return nil, fmt.Errorf("reading websocket message: %w (limit %d bytes)", ErrMessageTooLarge, limit)
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			bufpool.Put(buf)
 			return nil, err
 		}
 	}
-	out := make([]byte, len(buf))
-	copy(out, buf)
-	if cap(buf) <= maxRetainedReadBuf {
-		c.rbuf = buf[:0]
-	} else {
-		c.rbuf = nil
+	if len(buf) < bufpool.Small {
+		out := make([]byte, len(buf))
+		copy(out, buf)
+		bufpool.Put(buf)
+		return out, nil
 	}
-	return out, nil
+	return buf, nil
 }
 
 // readError maps a gorilla read error to this package's errors.
@@ -242,38 +269,74 @@ func (c *Conn) readError(err error) error {
 // WriteMessage sends b as one BINARY message. It is safe for concurrent
 // callers; b may be reused once WriteMessage returns.
 func (c *Conn) WriteMessage(b []byte) error {
-	return c.write(websocket.BinaryMessage, b)
+	return c.writeData(opBinary, b, nil)
+}
+
+// WriteMessages sends each of bs as one BINARY message, in order, in as
+// few system calls as it can. It is safe for concurrent callers; the
+// buffers may be reused once it returns.
+func (c *Conn) WriteMessages(bs [][]byte) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	return c.writeData(opBinary, nil, bs)
 }
 
 // WriteText sends b as one TEXT message, such as an Open*Channel request.
 // It is safe for concurrent callers.
 func (c *Conn) WriteText(b []byte) error {
-	return c.write(websocket.TextMessage, b)
+	return c.writeData(opText, b, nil)
 }
 
-// write sends one data message under the write lock.
-func (c *Conn) write(messageType int, b []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+// writeData sends one message (b) or several (bs) under the write lock.
+func (c *Conn) writeData(op byte, b []byte, bs [][]byte) error {
+	c.wlock <- struct{}{}
+	defer func() { <-c.wlock }()
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	if c.opts.WriteTimeout > 0 {
-		// Only ever set under wmu: gorilla reads it without a lock.
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		_ = c.w.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	}
-	if err := c.ws.WriteMessage(messageType, b); err != nil {
+	var err error
+	if bs == nil {
+		err = c.w.write(op, b)
+	} else {
+		err = c.w.writeMany(op, bs)
+	}
+	if err != nil {
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		if errors.Is(err, websocket.ErrCloseSent) || c.peerClosed.Load() {
-			// The peer started the close handshake (gorilla answered it)
-			// or dropped the connection.
+		if errors.Is(err, errCloseSent) || c.peerClosed.Load() {
+			// The peer started the close handshake (it was answered) or
+			// dropped the connection.
 			return fmt.Errorf("writing websocket message: peer closed the connection: %w", ErrClosed)
 		}
 		return fmt.Errorf("writing websocket message: %w", err)
 	}
 	return nil
+}
+
+// errLockWait means a control frame gave up waiting for the write lock.
+var errLockWait = errors.New("websocket write lock busy")
+
+// writeControl sends a control frame (ping, pong, close), waiting at most
+// controlWait for the write lock and the network.
+func (c *Conn) writeControl(op byte, data []byte) error {
+	t := time.NewTimer(controlWait)
+	defer t.Stop()
+	select {
+	case c.wlock <- struct{}{}:
+	case <-t.C:
+		return errLockWait
+	}
+	defer func() { <-c.wlock }()
+	_ = c.w.conn.SetWriteDeadline(time.Now().Add(controlWait))
+	err := c.w.write(op, data)
+	// Data writes set their own deadline, or none.
+	_ = c.w.conn.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // Close sends a close frame (best effort, at most about 1 s) and closes the
@@ -285,7 +348,7 @@ func (c *Conn) Close() error {
 		c.closed.Store(true)
 		close(c.done)
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(controlWait)); err != nil {
+		if err := c.writeControl(opClose, msg); err != nil {
 			c.debugf("close frame not sent: %v", err)
 		}
 		if err := c.ws.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

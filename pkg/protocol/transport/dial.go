@@ -89,7 +89,8 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
 		TLSClientConfig:  opts.TLSConfig,
 		HandshakeTimeout: timeout,
 		ReadBufferSize:   co.ReadBufferSize,
-		WriteBufferSize:  co.WriteBufferSize,
+		// Conn writes its frames itself: gorilla never needs a buffer.
+		WriteBufferPool: unusedWriteBuffers{},
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), opts.Header)
 	if resp != nil && resp.Body != nil {
@@ -104,7 +105,7 @@ func Dial(ctx context.Context, rawURL string, opts DialOptions) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("dialing websocket %s: %w", safe, err)
 	}
-	c := newConn(ws, opts.ConnOptions)
+	c := newConn(ws, opts.ConnOptions, false)
 	c.debugf("websocket open to %s", safe)
 	return c, nil
 }

@@ -259,20 +259,22 @@ func TestConnAnswersPingWhileWritersBusy(t *testing.T) {
 		n++
 	}
 	close(stop)
-	for {
-		select {
-		case err := <-writeDone:
-			if err != nil {
-				t.Fatalf("writer: %v", err)
+	// Keep reading so that a writer blocked on full socket buffers sees
+	// stop; a read loop in this goroutine could block for good after the
+	// writer's last message.
+	go func() {
+		for {
+			if _, err := server.ReadMessage(); err != nil {
+				return
 			}
-			select {
-			case err := <-clientRead:
-				t.Fatalf("client read: %v", err)
-			default:
-			}
-			return
-		default:
-			_, _ = server.ReadMessage() // unblock the writer
 		}
+	}()
+	if err := <-writeDone; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	select {
+	case err := <-clientRead:
+		t.Fatalf("client read: %v", err)
+	default:
 	}
 }

@@ -22,15 +22,24 @@ type ServerOptions struct {
 func Upgrade(w http.ResponseWriter, r *http.Request, opts ServerOptions) (*Conn, error) {
 	co := opts.ConnOptions.withDefaults()
 	up := websocket.Upgrader{
-		ReadBufferSize:  co.ReadBufferSize,
-		WriteBufferSize: co.WriteBufferSize,
+		ReadBufferSize: co.ReadBufferSize,
+		// Conn writes its frames itself: gorilla never needs a buffer.
+		WriteBufferPool: unusedWriteBuffers{},
 		CheckOrigin:     func(*http.Request) bool { return true },
 	}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("upgrading to websocket: %w", err)
 	}
-	c := newConn(ws, opts.ConnOptions)
+	c := newConn(ws, opts.ConnOptions, true)
 	c.debugf("websocket accepted from %s", ws.RemoteAddr())
 	return c, nil
 }
+
+// unusedWriteBuffers is the write buffer pool of gorilla connections whose
+// frames Conn writes itself: gorilla allocates a write buffer only from the
+// pool, only when it writes a data message, which it never does here.
+type unusedWriteBuffers struct{}
+
+func (unusedWriteBuffers) Get() any { return nil }
+func (unusedWriteBuffers) Put(any)  {}

@@ -70,8 +70,8 @@ const (
 	// (§10.2) and handshake JSON a few KiB, so 8 MiB is generous.
 	DefaultMaxMessageSize = 8 << 20
 
-	// DefaultBufferSize is the websocket read and write buffer size. A
-	// message up to this size is written as a single frame with one syscall.
+	// DefaultBufferSize is the websocket read and write buffer size. Up to
+	// this many bytes of frames are written with one system call.
 	DefaultBufferSize = 64 << 10
 
 	// DefaultHandshakeTimeout is the client's websocket upgrade timeout (§1.2, §10.1).
@@ -106,8 +106,11 @@ type ConnOptions struct {
 	// DefaultMaxMessageSize.
 	MaxMessageSize int64
 
-	// ReadBufferSize and WriteBufferSize size gorilla's I/O buffers. Zero
-	// means DefaultBufferSize.
+	// ReadBufferSize sizes the buffer gorilla reads through. WriteBufferSize
+	// sizes the buffer frames are joined (and a client's masked) into
+	// before one write; a server on plain TCP writes its frames straight
+	// from the caller's buffers with writev and needs none. Zero means
+	// DefaultBufferSize.
 	ReadBufferSize, WriteBufferSize int
 
 	// PingInterval is the keepalive ping period. Zero means
