@@ -95,6 +95,10 @@ type Options struct {
 	// AutoAttachInterval is how often AutoAttach polls moto
 	// (DefaultAutoAttachInterval when zero).
 	AutoAttachInterval time.Duration
+	// MaxMessageSize, when positive, makes the data channels refuse
+	// larger websocket messages with status 1009, as a service with a
+	// message size limit would (see mgs.Options).
+	MaxMessageSize int64
 	// LegacyNonInteractiveDocument serves AWS-StartNonInteractiveCommand
 	// without the separate-output parameters, as AWS may (see
 	// ssmapi.Options); SetLegacyNonInteractiveDocument flips it at run time.
@@ -233,7 +237,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		s.tlsCfg, s.caFile = s.ca.clientConfig(), s.ca.file
 	}
 	s.url = fmt.Sprintf("%s://%s", scheme, s.ln.Addr().String())
-	s.gateway, err = mgs.New(mgs.Options{BaseURL: s.url, Logf: opts.Logf})
+	s.gateway, err = mgs.New(mgs.Options{BaseURL: s.url, Logf: opts.Logf, MaxMessageSize: opts.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}

@@ -38,29 +38,55 @@ func newPeer(conn *transport.Conn) *peer {
 	return p
 }
 
-// writer writes queued frames until the peer closes.
+// maxWriteBatch bounds how many queued frames the writer sends with one
+// system call.
+const maxWriteBatch = 64
+
+// writer writes queued frames until the peer closes: everything waiting at
+// once, in one system call, and the buffers go back to the pool.
 func (p *peer) writer() {
 	defer close(p.writerDone)
+	batch := make([][]byte, 0, maxWriteBatch)
 	for {
+		var f outFrame
 		select {
 		case <-p.done:
 			return
-		case f := <-p.out:
-			if err := p.conn.WriteMessage(f.b); err != nil || f.last {
-				p.close()
-				return
+		case f = <-p.out:
+		}
+		batch = append(batch[:0], f.b)
+		last := f.last
+	more:
+		for !last && len(batch) < maxWriteBatch {
+			select {
+			case f = <-p.out:
+				batch = append(batch, f.b)
+				last = f.last
+			default:
+				break more
 			}
+		}
+		err := p.conn.WriteMessages(batch)
+		for i, b := range batch {
+			p.conn.Recycle(b)
+			batch[i] = nil
+		}
+		if err != nil || last {
+			p.close()
+			return
 		}
 	}
 }
 
 // send queues b, waiting at most wait for room. It reports whether b was
-// queued; a frame that is not queued is dropped (the sender resends it).
+// queued; a frame that is not queued is dropped (the sender resends it) and
+// its buffer recycled.
 func (p *peer) send(b []byte, wait time.Duration) bool {
 	select {
 	case p.out <- outFrame{b: b}:
 		return true
 	case <-p.done:
+		p.conn.Recycle(b)
 		return false
 	default:
 	}
@@ -70,10 +96,10 @@ func (p *peer) send(b []byte, wait time.Duration) bool {
 	case p.out <- outFrame{b: b}:
 		return true
 	case <-p.done:
-		return false
 	case <-t.C:
-		return false
 	}
+	p.conn.Recycle(b)
+	return false
 }
 
 // sendLast queues b after everything already queued and closes the socket
@@ -140,7 +166,11 @@ func hasToken(toks []string, tok string) bool {
 
 // serveDataChannel runs one data-channel websocket of either end (§9.6, §9.7).
 func (s *Service) serveDataChannel(w http.ResponseWriter, r *http.Request, sessionID string) {
-	conn, err := transport.Upgrade(w, r, s.connOpt)
+	opt := s.connOpt
+	if s.opts.MaxMessageSize > 0 {
+		opt.MaxMessageSize = s.opts.MaxMessageSize
+	}
+	conn, err := transport.Upgrade(w, r, opt)
 	if err != nil {
 		s.logf("data channel %s: %v", sessionID, err)
 		return
@@ -246,7 +276,9 @@ func (s *Service) serveDataChannel(w http.ResponseWriter, r *http.Request, sessi
 }
 
 // relayFromClient forwards the client's input_stream_data and acknowledge
-// frames to the agent, byte for byte, until the client's socket ends.
+// frames to the agent, byte for byte, until the client's socket ends. A
+// frame's buffer goes from the reading socket to the other side's writer,
+// which recycles it: nothing is copied or allocated per frame.
 func (s *Service) relayFromClient(ss *session, p *peer) {
 	for {
 		kind, b, err := p.conn.ReadFrame()
@@ -257,15 +289,14 @@ func (s *Service) relayFromClient(ss *session, p *peer) {
 			continue // Open*Channel frames are never forwarded
 		}
 		mt, seq, err := wire.DecodeHeader(b)
-		if err != nil {
-			continue
-		}
-		if mt != wire.TypeInputStreamData && mt != wire.TypeAcknowledge {
+		if err != nil || (mt != wire.TypeInputStreamData && mt != wire.TypeAcknowledge) {
+			p.conn.Recycle(b)
 			continue
 		}
 		s.mu.Lock()
 		if ss.client != p {
 			s.mu.Unlock()
+			p.conn.Recycle(b)
 			return // replaced or the session ended
 		}
 		if mt == wire.TypeInputStreamData && seq > ss.lastInSeq {
@@ -276,6 +307,8 @@ func (s *Service) relayFromClient(ss *session, p *peer) {
 		s.mu.Unlock()
 		if dst != nil {
 			dst.send(b, s.opts.EnqueueWait)
+		} else {
+			p.conn.Recycle(b)
 		}
 	}
 }
@@ -294,26 +327,27 @@ func (s *Service) relayFromAgent(ss *session, p *peer) {
 		}
 		mt, seq, err := wire.DecodeHeader(b)
 		if err != nil {
+			p.conn.Recycle(b)
 			continue
 		}
 		switch mt {
 		case wire.TypeOutputStreamData, wire.TypeAcknowledge:
 		case wire.TypeAgentSessionState:
 			m, err := wire.Decode(b)
-			if err != nil {
-				continue
-			}
 			var st wire.AgentSessionState
-			if wire.DecodeJSON(m.Payload, &st) == nil && st.SessionState == wire.SessionStateTerminating {
+			if err == nil && wire.DecodeJSON(m.Payload, &st) == nil && st.SessionState == wire.SessionStateTerminating {
 				s.endSession(ss, "", endByAgent)
 			}
+			p.conn.Recycle(b)
 			continue
 		default:
+			p.conn.Recycle(b)
 			continue
 		}
 		s.mu.Lock()
 		if ss.agent != p {
 			s.mu.Unlock()
+			p.conn.Recycle(b)
 			return // replaced by a newer agent socket
 		}
 		if mt == wire.TypeOutputStreamData && seq > ss.lastOutSeq {
@@ -324,6 +358,8 @@ func (s *Service) relayFromAgent(ss *session, p *peer) {
 		s.mu.Unlock()
 		if dst != nil {
 			dst.send(b, s.opts.EnqueueWait)
+		} else {
+			p.conn.Recycle(b)
 		}
 	}
 }

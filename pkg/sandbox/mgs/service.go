@@ -101,6 +101,14 @@ type Options struct {
 	WriteTimeout time.Duration
 	// EnqueueWait: zero means DefaultEnqueueWait.
 	EnqueueWait time.Duration
+
+	// MaxMessageSize, when positive, is the largest websocket message a
+	// data channel accepts from a client or an agent: a larger one closes
+	// that socket with status 1009 (message too big), as a service with a
+	// message size limit would. The real service's limit is unknown; this
+	// lets tests show that clients fall back to smaller messages. Zero
+	// means the transport's default limit.
+	MaxMessageSize int64
 }
 
 // Timer is a timer started by Options.AfterFunc; *time.Timer is one.
