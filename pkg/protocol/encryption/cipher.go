@@ -132,6 +132,20 @@ func (c *Cipher) Open(dst, payload []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Unseal decrypts a payload this side sealed (nonce ‖ ciphertext ‖ tag),
+// appending the plaintext to dst. A sender uses it to split a message it
+// already encrypted into smaller ones. Errors are as for Open.
+func (c *Cipher) Unseal(dst, payload []byte) ([]byte, error) {
+	if len(payload) < Overhead {
+		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrShortCiphertext, len(payload), Overhead)
+	}
+	out, err := c.seal.Open(dst, payload[:NonceSize], payload[NonceSize:], nil)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
+}
+
 // grow extends dst by n bytes, reallocating only when its capacity is short. It returns the
 // whole slice and the n-byte tail to fill.
 func grow(dst []byte, n int) (whole, tail []byte) {

@@ -374,3 +374,21 @@ func BenchmarkSealAgentParallel1K(b *testing.B) {
 		}
 	})
 }
+
+// TestUnseal: a side can recover the plaintext of what it sealed itself
+// (to split a message it already encrypted), but not what its peer sealed.
+func TestUnseal(t *testing.T) {
+	client, agent := testCiphers(t)
+	msg := []byte("split me into smaller messages")
+	sealed := client.Seal(nil, msg)
+	got, err := client.Unseal(nil, sealed)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("Unseal = %q, %v", got, err)
+	}
+	if _, err := client.Unseal(nil, agent.Seal(nil, msg)); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Unseal of the peer's payload: %v, want ErrDecrypt", err)
+	}
+	if _, err := client.Unseal(nil, sealed[:Overhead-1]); !errors.Is(err, ErrShortCiphertext) {
+		t.Fatalf("Unseal of a short payload: %v", err)
+	}
+}
