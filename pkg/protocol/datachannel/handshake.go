@@ -46,7 +46,7 @@ func (c *Channel) Info() SessionInfo {
 func (c *Channel) Handshake(ctx context.Context) (SessionInfo, error) {
 	if c.cfg.Role == RoleAgent {
 		if err := c.agentHandshake(ctx); err != nil {
-			err = fmt.Errorf("%w: %v", ErrHandshake, err)
+			err = fmt.Errorf("%w: %w", ErrHandshake, err)
 			c.finish(err)
 			return SessionInfo{}, err
 		}
@@ -80,7 +80,7 @@ func (c *Channel) clientNoHandshake() {
 func (c *Channel) clientHandleRequest(payload []byte) error {
 	var req wire.HandshakeRequest
 	if err := wire.DecodeJSON(payload, &req); err != nil {
-		return fmt.Errorf("%w: %v", ErrHandshake, err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	c.infoMu.Lock()
 	c.hsStarted = true
@@ -117,7 +117,7 @@ func (c *Channel) clientHandleRequest(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := c.sendStreamFrom(wire.PayloadHandshakeResponse, body, true); err != nil {
+	if err := c.sendStreamFrom(wire.PayloadHandshakeResponse, [][]byte{body}, len(body), true); err != nil {
 		return err
 	}
 	if pending != nil {
@@ -185,7 +185,7 @@ func (c *Channel) clientKMS(params json.RawMessage) (*encryption.Cipher, []byte,
 func (c *Channel) clientHandleChallenge(payload []byte) error {
 	var ch wire.EncChallenge
 	if err := wire.DecodeJSON(payload, &ch); err != nil {
-		return fmt.Errorf("%w: %v", ErrHandshake, err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	ci := c.cipher.Load()
 	if ci == nil {
@@ -193,20 +193,20 @@ func (c *Channel) clientHandleChallenge(payload []byte) error {
 	}
 	answer, err := encryption.AnswerChallenge(ci, ch.Challenge)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrHandshake, err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	body, err := wire.EncodeJSON(wire.EncChallenge{Challenge: answer})
 	if err != nil {
 		return err
 	}
-	return c.sendStreamFrom(wire.PayloadEncChallengeResponse, body, true)
+	return c.sendStreamFrom(wire.PayloadEncChallengeResponse, [][]byte{body}, len(body), true)
 }
 
 // clientHandleComplete finishes the client's handshake (§5.5).
 func (c *Channel) clientHandleComplete(payload []byte) error {
 	var hc wire.HandshakeComplete
 	if err := wire.DecodeJSON(payload, &hc); err != nil {
-		return fmt.Errorf("%w: %v", ErrHandshake, err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	c.infoMu.Lock()
 	c.info.CustomerMessage = hc.CustomerMessage
@@ -224,7 +224,7 @@ func (c *Channel) clientHandleComplete(payload []byte) error {
 func (c *Channel) agentTakeResponse(payload []byte) (processResult, error) {
 	var resp wire.HandshakeResponse
 	if err := wire.DecodeJSON(payload, &resp); err != nil {
-		return processed, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return processed, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	select {
 	case c.respCh <- resp:
@@ -236,7 +236,7 @@ func (c *Channel) agentTakeResponse(payload []byte) (processResult, error) {
 func (c *Channel) agentTakeChallenge(payload []byte) (processResult, error) {
 	var ch wire.EncChallenge
 	if err := wire.DecodeJSON(payload, &ch); err != nil {
-		return processed, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return processed, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	select {
 	case c.chalCh <- ch:

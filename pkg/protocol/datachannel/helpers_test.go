@@ -25,6 +25,10 @@ const (
 	linkNetPipe   link = "netpipe"   // length-framed net.Pipe
 	linkWebsocket link = "websocket" // real loopback websocket
 	linkFaulty    link = "faulty"    // pipe with drops, duplicates and reordering
+	// websocket with drops, duplicates and reordering: retransmitted
+	// frames from the pool race with their acknowledgements, and received
+	// buffers are recycled
+	linkFaultyWS link = "faultyws"
 )
 
 func connect(t testing.TB, l link) (client, agent MessageConn) {
@@ -42,6 +46,9 @@ func connect(t testing.TB, l link) (client, agent MessageConn) {
 	case linkFaulty:
 		a, b := transporttest.Pipe()
 		return newFaulty(a, 1, 0.05, 0.05, 0.05), newFaulty(b, 2, 0.05, 0.05, 0.05)
+	case linkFaultyWS:
+		c, s := transporttest.WebsocketPair(t)
+		return newFaulty(c, 3, 0.05, 0.05, 0.05), newFaulty(s, 4, 0.05, 0.05, 0.05)
 	}
 	t.Fatalf("unknown link %s", l)
 	return nil, nil
@@ -60,6 +67,13 @@ type faulty struct {
 
 func newFaulty(c MessageConn, seed uint64, drop, dup, reorder float64) *faulty {
 	return &faulty{MessageConn: c, rng: mrand.New(mrand.NewPCG(seed, seed*7919)), drop: drop, dup: dup, reorder: reorder}
+}
+
+// Recycle passes received buffers back to the link underneath.
+func (f *faulty) Recycle(b []byte) {
+	if r, ok := f.MessageConn.(recycler); ok {
+		r.Recycle(b)
+	}
 }
 
 func (f *faulty) WriteMessage(b []byte) error {
@@ -116,7 +130,7 @@ func newPair(t testing.TB, o pairOptions) (client, agent *Channel) {
 	if o.kms {
 		acfg.Agent.KMSKeyID = "alias/session"
 	}
-	if o.link == linkFaulty {
+	if o.link == linkFaulty || o.link == linkFaultyWS {
 		// Fast recovery keeps the test short; the logic is the same.
 		ccfg.ResendInterval, acfg.ResendInterval = 5*time.Millisecond, 5*time.Millisecond
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -163,47 +164,58 @@ func TestReceiveOrderingAndDuplicates(t *testing.T) {
 }
 
 // TestResendRefreshesSendTime: an unacknowledged message is retransmitted
-// about once per RTO with identical bytes, not on every timer tick (§11.16).
+// with identical bytes once per timeout, not on every timer tick (§11.16),
+// and the timeout doubles after each retransmission, as TCP's does, so a
+// slow peer does not get a storm of copies. The clock is synctest's, so
+// the schedule is exact.
 func TestResendRefreshesSendTime(t *testing.T) {
-	c, p := newClientWithPeer(t, func(cfg *Config) {
-		cfg.ResendInterval = 5 * time.Millisecond
-		cfg.InitialRTO = 100 * time.Millisecond
-	})
-	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ ")) // plain shell: ready
-	p.expect(wire.TypeAcknowledge)
-	if _, err := c.Write([]byte("ls\r")); err != nil {
-		t.Fatal(err)
-	}
-	first := p.expect(wire.TypeInputStreamData)
-	deadline := time.After(1 * time.Second)
-	resends := 0
-loop:
-	for {
-		select {
-		case m, ok := <-p.msgs:
-			if !ok {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := newClientWithPeer(t, func(cfg *Config) {
+			cfg.ResendInterval = 5 * time.Millisecond
+			cfg.InitialRTO = 100 * time.Millisecond
+		})
+		p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ ")) // plain shell: ready
+		p.expect(wire.TypeAcknowledge)
+		if _, err := c.Write([]byte("ls\r")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		first := p.expect(wire.TypeInputStreamData)
+		var at []time.Duration
+		deadline := time.After(2 * time.Second)
+	loop:
+		for {
+			select {
+			case m := <-p.msgs:
+				if m.MessageType != wire.TypeInputStreamData {
+					continue
+				}
+				if m.MessageID != first.MessageID || m.CreatedDate != first.CreatedDate || !bytes.Equal(m.Payload, first.Payload) {
+					t.Fatal("a retransmission differs from the original")
+				}
+				at = append(at, time.Since(start))
+			case <-deadline:
 				break loop
 			}
-			if m.MessageType != wire.TypeInputStreamData {
-				continue
-			}
-			if m.MessageID != first.MessageID || m.CreatedDate != first.CreatedDate || !bytes.Equal(m.Payload, first.Payload) {
-				t.Fatal("a retransmission differs from the original")
-			}
-			resends++
-		case <-deadline:
-			break loop
 		}
-	}
-	// 1 s / 100 ms RTO ≈ 9; the upstream bug would resend every 5 ms (≈ 180).
-	if resends < 3 || resends > 20 {
-		t.Fatalf("%d retransmissions in 1 s with a 100 ms RTO", resends)
-	}
-	p.ack(first)
-	time.Sleep(50 * time.Millisecond)
-	if s := c.Stats(); s.Unacked != 0 {
-		t.Fatalf("still unacked after ack: %+v", s)
-	}
+		// Timer ticks every 5 ms; a copy goes once the timeout (100 ms,
+		// then 200, 400, 800) has been exceeded. The upstream bug would
+		// resend on every tick (about 380 copies in 2 s).
+		want := []time.Duration{105, 310, 715, 1520}
+		if len(at) != len(want) {
+			t.Fatalf("retransmissions at %v, want at %v ms", at, want)
+		}
+		for i := range want {
+			if at[i] != want[i]*time.Millisecond {
+				t.Fatalf("retransmissions at %v, want at %v ms", at, want)
+			}
+		}
+		p.ack(first)
+		synctest.Wait()
+		if s := c.Stats(); s.Unacked != 0 || s.Resent != 4 {
+			t.Fatalf("after the ack: %+v", s)
+		}
+	})
 }
 
 func TestRTOEstimator(t *testing.T) {
@@ -221,25 +233,28 @@ func TestRTOEstimator(t *testing.T) {
 }
 
 func TestGiveUpAfter(t *testing.T) {
-	c, p := newClientWithPeer(t, func(cfg *Config) {
-		cfg.ResendInterval = 5 * time.Millisecond
-		cfg.GiveUpAfter = 200 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		c, p := newClientWithPeer(t, func(cfg *Config) {
+			cfg.ResendInterval = 5 * time.Millisecond
+			cfg.GiveUpAfter = 200 * time.Millisecond
+		})
+		p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ "))
+		start := time.Now()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		<-c.Done()
+		// Given up on the first tick past the limit.
+		if el := time.Since(start); el != 205*time.Millisecond {
+			t.Fatalf("gave up after %v, want 205ms", el)
+		}
+		if !errors.Is(c.Err(), ErrResendTimeout) {
+			t.Fatalf("err %v", c.Err())
+		}
+		if _, err := c.Write([]byte("y")); !errors.Is(err, ErrResendTimeout) {
+			t.Fatalf("write after give-up: %v", err)
+		}
 	})
-	p.send(wire.TypeOutputStreamData, 0, wire.PayloadOutput, []byte("$ "))
-	if _, err := c.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("channel did not give up")
-	}
-	if !errors.Is(c.Err(), ErrResendTimeout) {
-		t.Fatalf("err %v", c.Err())
-	}
-	if _, err := c.Write([]byte("y")); !errors.Is(err, ErrResendTimeout) {
-		t.Fatalf("write after give-up: %v", err)
-	}
 }
 
 func TestChannelClosed(t *testing.T) {
@@ -262,7 +277,9 @@ func TestChannelClosed(t *testing.T) {
 // of growing memory, and everything arrives once it reads again.
 func TestBackPressure(t *testing.T) {
 	for _, kms := range []bool{false, true} {
-		t.Run(fmt.Sprintf("kms=%v", kms), func(t *testing.T) { testBackPressure(t, kms) })
+		t.Run(fmt.Sprintf("kms=%v", kms), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testBackPressure(t, kms) })
+		})
 	}
 }
 
@@ -289,13 +306,24 @@ func testBackPressure(t *testing.T, kms bool) {
 		}
 		done <- nil
 	}()
+	// Let the retransmission timer run for a while: the writer must stay
+	// blocked however long the reader does not read.
 	time.Sleep(300 * time.Millisecond)
+	synctest.Wait()
 	stalled := written.Load()
 	if stalled >= int64(len(data)) {
 		t.Fatal("writer was not held back by a reader that does not read")
 	}
-	if s := client.Stats(); s.Buffered > 8<<10+1024 {
-		t.Fatalf("receive buffer over its bound: %+v", s)
+	// Past ReceiveBuffer messages are still taken, with their
+	// acknowledgements held back until the reader makes room, so the
+	// sender's window stops it without retransmitting; twice
+	// ReceiveBuffer is the hard bound.
+	s := client.Stats()
+	if s.Buffered > 2*(8<<10) {
+		t.Fatalf("receive buffer over its bound: %d bytes", s.Buffered)
+	}
+	if s.Duplicates > 8 {
+		t.Fatalf("%d copies arrived while the reader paused: the writer should just wait", s.Duplicates)
 	}
 	got := make([]byte, len(data))
 	if _, err := readFull(client, got); err != nil || !bytes.Equal(got, data) {
@@ -516,26 +544,33 @@ func TestAgentDropsDataBeforeHandshake(t *testing.T) {
 	}
 }
 
-// TestPausePublication: a paused agent buffers but does not transmit.
+// TestPausePublication: a paused agent buffers but does not transmit, for
+// as long as the pause lasts.
 func TestPausePublication(t *testing.T) {
-	a, b := transporttest.Pipe()
-	agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
-	defer agent.Close()
-	p := newPeer(t, a)
-	agent.Handshake(context.Background())
-	p.send(wire.TypePausePublication, 0, wire.PayloadNone, []byte("{}"))
-	time.Sleep(20 * time.Millisecond)
-	if _, err := agent.Write([]byte("held")); err != nil {
-		t.Fatal(err)
-	}
-	if m, ok := p.next(300 * time.Millisecond); ok {
-		t.Fatalf("paused agent transmitted %s", m.MessageType)
-	}
-	p.send(wire.TypeStartPublication, 0, wire.PayloadNone, []byte("{}"))
-	m := p.expect(wire.TypeOutputStreamData)
-	if string(m.Payload) != "held" {
-		t.Fatalf("payload %q", m.Payload)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := transporttest.Pipe()
+		agent, _ := New(b, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
+		defer agent.Close()
+		p := newPeer(t, a)
+		agent.Handshake(context.Background())
+		p.send(wire.TypePausePublication, 0, wire.PayloadNone, []byte("{}"))
+		synctest.Wait() // the pause has been handled
+		if _, err := agent.Write([]byte("held")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second) // timers run; nothing may go out
+		synctest.Wait()
+		select {
+		case m := <-p.msgs:
+			t.Fatalf("paused agent transmitted %s", m.MessageType)
+		default:
+		}
+		p.send(wire.TypeStartPublication, 0, wire.PayloadNone, []byte("{}"))
+		m := p.expect(wire.TypeOutputStreamData)
+		if string(m.Payload) != "held" {
+			t.Fatalf("payload %q", m.Payload)
+		}
+	})
 }
 
 // TestReconnect: the connection drops; the Reconnect hook supplies a new

@@ -13,32 +13,56 @@ import (
 type processResult int
 
 const (
-	processed processResult = iota // consumed: ack and move on
-	notReady                       // leave unacked; the sender retransmits (§4.8)
+	processed     processResult = iota // consumed: ack and move on
+	processedLate                      // taken, but acknowledged only when Read makes room
+	notReady                           // leave unacked; the sender retransmits (§4.8)
 )
 
-// receiveStream handles an incoming stream message (§4.2).
-func (c *Channel) receiveStream(m wire.Message) {
+// receiveStream handles an incoming stream message (§4.2). frame is the
+// buffer m points into: it is kept while m waits to be read, and handed to
+// recycle (when set) once nothing refers to it.
+func (c *Channel) receiveStream(m wire.Message, frame []byte, recycle func([]byte)) {
+	c.received.Add(1)
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
+	drop := func() {
+		if recycle != nil {
+			recycle(frame)
+		}
+	}
 	s, e := m.SequenceNumber, c.expected
 	switch {
 	case s < e:
 		// A duplicate of something delivered: re-acknowledge it, or a lost
-		// ack makes the peer retransmit forever (§11.15).
-		c.sendAck(&m)
+		// ack makes the peer retransmit forever (§11.15) — unless its
+		// acknowledgement is held back until Read makes room.
+		c.duplicates.Add(1)
+		if len(c.lateAcks) == 0 || s < c.lateAcks[0].seq {
+			c.sendAck(&m)
+		}
+		drop()
 		return
 	case s > e:
 		if old, ok := c.reorder[s]; ok {
+			c.duplicates.Add(1)
 			if old.acked {
 				c.sendAck(&m)
 			}
+			drop()
+			return
+		}
+		if _, blocked := c.reorder[e]; blocked {
+			// The next message is here but cannot be taken yet: taking and
+			// acknowledging later ones would let the sender think it lost
+			// the next one, and keep sending. They come again.
+			drop()
 			return
 		}
 		if len(c.reorder) >= c.cfg.ReorderBuffer || c.reorderN+len(m.Payload) > c.cfg.ReorderBufferBytes {
-			return // full: drop without ack; it will be retransmitted
+			drop() // full: drop without ack; it will be retransmitted
+			return
 		}
-		c.reorder[s] = &inEntry{msg: m, acked: true, size: len(m.Payload)}
+		c.reorder[s] = &inEntry{msg: m, acked: true, size: len(m.Payload), frame: frame, recycle: recycle}
 		c.reorderN += len(m.Payload)
 		c.sendAck(&m)
 		return
@@ -46,10 +70,12 @@ func (c *Channel) receiveStream(m wire.Message) {
 	if _, ok := c.reorder[s]; ok {
 		// Held because its handler was not ready: the retransmission is
 		// the cue to try again (§4.8).
+		c.duplicates.Add(1)
+		drop()
 		c.drainLocked()
 		return
 	}
-	c.reorder[s] = &inEntry{msg: m, size: len(m.Payload)}
+	c.reorder[s] = &inEntry{msg: m, size: len(m.Payload), frame: frame, recycle: recycle}
 	c.reorderN += len(m.Payload)
 	c.drainLocked()
 }
@@ -75,7 +101,7 @@ func (c *Channel) drainLocked() {
 			c.inMu.Lock()
 			return
 		}
-		res, err := c.process(&ent.msg)
+		res, err := c.process(ent)
 		if err != nil {
 			// A processing failure the sender cannot fix by resending (bad
 			// handshake, decryption failure): end the session rather than
@@ -94,7 +120,14 @@ func (c *Channel) drainLocked() {
 		c.reorderN -= ent.size
 		if !ent.acked {
 			ent.acked = true
-			c.sendAck(&ent.msg)
+			if res == processedLate {
+				c.lateAcks = append(c.lateAcks, lateAck{ent.msg.MessageType, ent.msg.MessageID, ent.msg.SequenceNumber})
+			} else {
+				c.sendAck(&ent.msg)
+			}
+		}
+		if !ent.kept && ent.recycle != nil {
+			ent.recycle(ent.frame)
 		}
 		c.expected++
 	}
@@ -134,7 +167,7 @@ func (c *Channel) decryptOnce(ent *inEntry) error {
 	// ciphertext's storage exactly.
 	plain, err := ci.Open(payload[encryption.NonceSize:encryption.NonceSize], payload)
 	if err != nil {
-		return fmt.Errorf("%w: decrypting payload: %v", ErrHandshake, err)
+		return fmt.Errorf("%w: decrypting payload: %w", ErrHandshake, err)
 	}
 	ent.msg.Payload = plain
 	ent.decrypted = true
@@ -142,7 +175,9 @@ func (c *Channel) decryptOnce(ent *inEntry) error {
 }
 
 // process handles one in-order stream message. It runs with inMu held.
-func (c *Channel) process(m *wire.Message) (processResult, error) {
+// Output payloads are kept (ent.kept) until Read has taken them.
+func (c *Channel) process(ent *inEntry) (processResult, error) {
+	m := &ent.msg
 	pt := m.PayloadType
 	payload := m.Payload
 
@@ -166,13 +201,23 @@ func (c *Channel) process(m *wire.Message) (processResult, error) {
 		if len(payload) == 0 {
 			return processed, nil
 		}
+		// Past ReceiveBuffer the message is still taken, but its
+		// acknowledgement waits until Read makes room: the sender's window
+		// then fills and holds it back, with no retransmission. Past twice
+		// ReceiveBuffer (a sender with a larger window) it is left
+		// unacknowledged and comes again (§4.8).
+		res := processed
 		if c.buffered > 0 && c.buffered+len(payload) > c.cfg.ReceiveBuffer {
-			return notReady, nil
+			if c.buffered+len(payload) > 2*c.cfg.ReceiveBuffer {
+				return notReady, nil
+			}
+			res = processedLate
 		}
-		c.chunks = append(c.chunks, payload)
+		c.chunks = append(c.chunks, chunk{data: payload, frame: ent.frame, recycle: ent.recycle})
+		ent.kept = true
 		c.buffered += len(payload)
 		c.inCond.Broadcast()
-		return processed, nil
+		return res, nil
 	case wire.PayloadHandshakeRequest:
 		if c.cfg.Role != RoleClient {
 			return processed, nil
@@ -228,12 +273,15 @@ func (c *Channel) Read(p []byte) (int, error) {
 	}
 	n := 0
 	for n < len(p) && len(c.chunks) > 0 {
-		head := c.chunks[0][c.chunkOff:]
+		head := c.chunks[0].data[c.chunkOff:]
 		k := copy(p[n:], head)
 		n += k
 		c.chunkOff += k
-		if c.chunkOff == len(c.chunks[0]) {
-			c.chunks[0] = nil
+		if c.chunkOff == len(c.chunks[0].data) {
+			if ch := c.chunks[0]; ch.recycle != nil {
+				ch.recycle(ch.frame)
+			}
+			c.chunks[0] = chunk{}
 			c.chunks = c.chunks[1:]
 			c.chunkOff = 0
 		}
@@ -242,6 +290,14 @@ func (c *Channel) Read(p []byte) (int, error) {
 	if len(c.chunks) == 0 {
 		c.chunks = nil
 	}
+	// Room was made: acknowledge what was taken beyond the buffer's size.
+	if len(c.lateAcks) > 0 && c.buffered <= c.cfg.ReceiveBuffer {
+		for _, a := range c.lateAcks {
+			c.sendAckFor(a.messageType, a.id, a.seq)
+		}
+		c.lateAcks = c.lateAcks[:0]
+	}
+
 	// Room was made: deliver what waited for it.
 	if _, waiting := c.reorder[c.expected]; waiting && !c.closed() {
 		c.drainLocked()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ssmkit/ssmkit/internal/bufpool"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
@@ -16,9 +18,34 @@ type outEntry struct {
 	seq       int64
 	frame     []byte
 	firstSent time.Time
-	lastSent  time.Time // zero while not yet transmitted (paused)
+	lastSent  time.Time // zero while waiting to be (re)transmitted: paused, or its connection replaced
+	sent      bool      // transmitted at least once
+	gen       uint64    // the connection it was last transmitted on (Channel.gen)
 	acked     bool
 	resends   int
+	pt        wire.PayloadType
+	enc       bool // the payload is sealed with the channel's cipher
+
+	// refs counts who holds frame: the send queue until the ack, and each
+	// write in progress. A pooled frame goes back to the pool when the
+	// last one lets go; the atomic also orders a write's last read of the
+	// frame before its reuse.
+	refs   atomic.Int32
+	pooled bool
+}
+
+// hold adds a reference for a write about to happen.
+func (e *outEntry) hold() {
+	if e != nil {
+		e.refs.Add(1)
+	}
+}
+
+// release drops a reference; the last one recycles a pooled frame.
+func (e *outEntry) release() {
+	if e != nil && e.refs.Add(-1) == 0 && e.pooled {
+		bufpool.Put(e.frame)
+	}
 }
 
 // outQueue holds unacknowledged stream messages in sequence order. Sequence
@@ -68,6 +95,14 @@ func (q *outQueue) ack(seq int64) *outEntry {
 	return e
 }
 
+// head is the oldest unacknowledged message, or nil.
+func (q *outQueue) head() *outEntry {
+	if len(q.entries) == 0 {
+		return nil
+	}
+	return q.entries[0] // ack drops the acknowledged prefix
+}
+
 // rttEstimator is the RFC 6298-style estimator of §4.5.
 type rttEstimator struct {
 	srtt, rttvar float64 // nanoseconds
@@ -99,6 +134,19 @@ func (r *rttEstimator) sample(d time.Duration) {
 	r.rto = rto
 }
 
+// timeout is how long after its last transmission a message that has
+// been retransmitted resends times is retransmitted again: the timeout,
+// doubled for each retransmission (RFC 6298 §5.5), up to the ceiling. The
+// doubling is per message, so that a message the receiver holds back (its
+// read buffer is full: §4.8) gets few copies however many acknowledgements
+// of later messages refresh the estimate meanwhile.
+func (r *rttEstimator) timeout(resends int) time.Duration {
+	if resends > 16 {
+		return r.max
+	}
+	return min(r.rto<<resends, r.max)
+}
+
 // encrypts reports whether this role encrypts outgoing payloads of type pt
 // (§3.2): the client only Output, the agent Output, StdErr and ExitCode.
 func (c *Channel) encrypts(pt wire.PayloadType) bool {
@@ -114,32 +162,17 @@ func (c *Channel) encrypts(pt wire.PayloadType) bool {
 // sendStream numbers, encrypts, encodes and sends one stream message, after
 // waiting for room in the send window.
 func (c *Channel) sendStream(pt wire.PayloadType, payload []byte) error {
-	return c.sendStreamFrom(pt, payload, false)
+	return c.sendStreamFrom(pt, [][]byte{payload}, len(payload), false)
 }
 
-// sendStreamFrom is sendStream; fromReceiver queues the message instead of
-// writing it, for replies sent by the receive path (handshake answers).
-func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiver bool) error {
+// sendStreamFrom is sendStream for a payload gathered from parts (n bytes
+// in all); fromReceiver queues the message instead of writing it, for
+// replies sent by the receive path (handshake answers).
+func (c *Channel) sendStreamFrom(pt wire.PayloadType, parts [][]byte, n int, fromReceiver bool) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 
-	// The frame is built in one buffer: the payload (sealed straight into
-	// place when encrypted) and then the header in front of it.
-	var ci *encryption.Cipher
-	if c.encrypts(pt) {
-		ci = c.cipher.Load()
-	}
-	size := len(payload)
-	if ci != nil {
-		size += encryption.Overhead
-	}
-	frame := make([]byte, wire.FrameHeaderSize+size)
-	if ci != nil {
-		payload = ci.Seal(frame[wire.FrameHeaderSize:wire.FrameHeaderSize], payload)
-	} else {
-		copy(frame[wire.FrameHeaderSize:], payload)
-		payload = frame[wire.FrameHeaderSize:]
-	}
+	frame, payload, pooled, enc := c.payloadFrame(pt, parts, n)
 	frameLen := len(frame)
 
 	c.outMu.Lock()
@@ -152,8 +185,75 @@ func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiv
 		return c.closedErr()
 	}
 	seq := c.nextSeq
-	c.nextSeq++
 	now := c.cfg.now()
+	e, err := c.stamp(frame, payload, pt, seq, now, pooled, enc)
+	if err != nil {
+		c.outMu.Unlock()
+		return err
+	}
+	c.nextSeq++
+	// While paused, or while a message the service may refuse as too big
+	// is being tried alone, the message waits for resendLoop.
+	send := !c.paused.Load() && c.firstDoubtful() < 0
+	gen := c.gen
+	if send {
+		e.lastSent, e.sent, e.gen = now, true, gen
+		e.hold() // the write's
+	}
+	c.out.push(e)
+	c.outMu.Unlock()
+
+	if send && fromReceiver {
+		c.queueData(frame, e, gen)
+	} else if send {
+		// Stream data is written by the caller's goroutine: only the
+		// receive path must never block on the network.
+		c.writeNow(frame, gen)
+		e.release()
+	}
+	return nil
+}
+
+// payloadFrame builds the buffer of a frame with an n-byte payload
+// gathered from parts, sealed in place when this role encrypts pt; stamp
+// writes the header in front of it.
+func (c *Channel) payloadFrame(pt wire.PayloadType, parts [][]byte, n int) (frame, payload []byte, pooled, enc bool) {
+	var ci *encryption.Cipher
+	if c.encrypts(pt) {
+		ci = c.cipher.Load()
+	}
+	size := n
+	if ci != nil {
+		size += encryption.Overhead
+	}
+	// Large frames come from the pool and go back to it once acknowledged
+	// and written: moving a gigabyte then allocates almost nothing.
+	pooled = wire.FrameHeaderSize+size <= bufpool.Size && n >= bufpool.Small
+	if pooled {
+		frame = bufpool.Get()[:wire.FrameHeaderSize+size]
+	} else {
+		frame = make([]byte, wire.FrameHeaderSize+size)
+	}
+	body := frame[wire.FrameHeaderSize:]
+	if ci != nil {
+		// GCM seals in place when the plaintext sits exactly where the
+		// ciphertext goes: right after the nonce.
+		body = body[encryption.NonceSize:]
+	}
+	off := 0
+	for _, p := range parts {
+		off += copy(body[off:], p)
+	}
+	payload = body[:n]
+	if ci != nil {
+		payload = ci.Seal(frame[wire.FrameHeaderSize:wire.FrameHeaderSize], payload)
+	}
+	return frame, payload, pooled, ci != nil
+}
+
+// stamp writes the header of a frame payloadFrame built, numbered seq, and
+// returns its queue entry (not yet queued or transmitted). outMu is held.
+func (c *Channel) stamp(frame, payload []byte, pt wire.PayloadType, seq int64, now time.Time, pooled, enc bool) (*outEntry, error) {
 	m := wire.Message{
 		MessageType:    c.outgoingType(),
 		SchemaVersion:  wire.SchemaVersion,
@@ -167,28 +267,18 @@ func (c *Channel) sendStreamFrom(pt wire.PayloadType, payload []byte, fromReceiv
 		m.Flags = wire.FlagSYN
 	}
 	if err := wire.PutHeader(frame, &m); err != nil {
-		c.outMu.Unlock()
-		return fmt.Errorf("encoding stream message: %w", err)
+		return nil, fmt.Errorf("encoding stream message: %w", err)
 	}
-	e := &outEntry{seq: seq, frame: frame, firstSent: now}
-	paused := c.paused.Load()
-	if !paused {
-		e.lastSent = now
-	}
-	c.out.push(e)
-	c.outMu.Unlock()
-
-	if !paused && fromReceiver {
-		c.queueData(frame)
-	} else if !paused {
-		// Stream data is written by the caller's goroutine: only the
-		// receive path must never block on the network.
-		c.writeNow(frame)
-	}
-	return nil
+	e := &outEntry{seq: seq, frame: frame, firstSent: now, pooled: pooled, pt: pt, enc: enc}
+	e.refs.Store(1) // the queue's
+	return e, nil
 }
 
 // handleAck removes an acknowledged message and updates the RTT (§4.3).
+// Messages transmitted before it and still unacknowledged were lost, or
+// their acknowledgements were (a connection keeps order): they are
+// retransmitted at once rather than one per timeout — after the peer's
+// connection dropped, say, when the service discarded a whole window.
 func (c *Channel) handleAck(seq int64) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
@@ -196,21 +286,112 @@ func (c *Channel) handleAck(seq int64) {
 	if e == nil {
 		return
 	}
-	if !e.lastSent.IsZero() {
-		c.rtt.sample(c.cfg.now().Sub(e.lastSent))
+	now := c.cfg.now()
+	// Karn's rule: the ack of a retransmitted message may be for any of
+	// its copies, so it says nothing about the round trip.
+	if e.resends == 0 && !e.lastSent.IsZero() {
+		c.rtt.sample(now.Sub(e.lastSent))
 	}
+	c.fb.goodFrame = max(c.fb.goodFrame, len(e.frame))
+	switch {
+	case c.fb.on:
+		c.kickResend() // what waited behind a doubtful message may go
+	case e.lastSent.IsZero():
+	case e.resends == 0:
+		c.retransmitBefore(e.lastSent, now)
+	default:
+		// The acknowledgement may be for an earlier copy, held back by a
+		// receiver whose reader was slow (the others it holds back then
+		// come right after): look again a round trip from now.
+		if e.lastSent.After(c.recoverBefore) {
+			c.recoverBefore = e.lastSent
+		}
+		if c.recoverAt.IsZero() {
+			c.recoverAt = now.Add(time.Duration(c.rtt.srtt))
+			time.AfterFunc(time.Duration(c.rtt.srtt), c.kickResend)
+		}
+	}
+	e.release() // the queue's reference
 	c.outCond.Broadcast()
 }
 
-// resendLoop retransmits overdue messages every ResendInterval (§4.4).
-// Unlike upstream it refreshes the send time on every resend, retransmits
-// every overdue message rather than only the oldest, and gives up by wall
-// clock rather than by count.
+// maxFastRetransmit bounds the retransmissions one ack triggers.
+const maxFastRetransmit = 64
+
+// retransmitBefore retransmits the unacknowledged messages last sent
+// before sentAt and more than a round trip ago (a younger copy may still
+// be on its way). It never blocks: it runs on the receive path, and what
+// does not fit in the write queue is left to the timer. outMu is held.
+func (c *Channel) retransmitBefore(sentAt, now time.Time) {
+	if c.paused.Load() {
+		return
+	}
+	n := 0
+	for _, x := range c.out.entries {
+		if n == maxFastRetransmit {
+			return
+		}
+		if x.resends == 0 && !x.lastSent.IsZero() && !x.lastSent.Before(sentAt) {
+			// First transmissions go in sequence order: this one and
+			// every later one left after sentAt.
+			return
+		}
+		// The first copy goes after a round trip; later ones back off.
+		wait := time.Duration(c.rtt.srtt)
+		if x.resends > 0 {
+			wait = c.rtt.timeout(x.resends)
+		}
+		if x.acked || x.lastSent.IsZero() || !x.lastSent.Before(sentAt) || now.Sub(x.lastSent) < wait {
+			continue
+		}
+		x.hold()
+		c.pending.Add(1)
+		select {
+		case c.dataQ <- queued{x.frame, x, c.gen}:
+		default:
+			c.pending.Add(-1)
+			x.release()
+			return
+		}
+		c.markResent(x, now)
+		n++
+	}
+}
+
+// markResent records a retransmission of e. outMu is held.
+func (c *Channel) markResent(e *outEntry, now time.Time) {
+	if e.sent {
+		e.resends++
+		c.resent++
+	}
+	e.sent, e.lastSent, e.gen = true, now, c.gen
+}
+
+// resendAll marks every unacknowledged message for transmission, for a
+// new connection: what was in flight on the old one may be lost.
+func (c *Channel) resendAll() {
+	c.outMu.Lock()
+	for _, e := range c.out.entries {
+		if !e.acked {
+			e.lastSent = time.Time{}
+		}
+	}
+	c.outMu.Unlock()
+	c.kickResend()
+}
+
+// resendLoop sends what waits for transmission (paused, or its connection
+// replaced) and retransmits the oldest message once its timer has run out,
+// checking every ResendInterval (§4.4). Unlike upstream it refreshes the
+// send time on every resend, backs each message's timer off after each of
+// its retransmissions as TCP does (so a slow peer does not get a storm of
+// copies), retransmits the other missing messages as acknowledgements
+// reveal them (handleAck), and gives up by wall clock rather than by count.
 func (c *Channel) resendLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.ResendInterval)
 	defer t.Stop()
-	var batch [][]byte
+	var batch []queued
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -226,29 +407,45 @@ func (c *Channel) resendLoop() {
 		batch = batch[:0]
 		c.outMu.Lock()
 		rto := c.rtt.rto
-		for _, e := range c.out.entries {
-			if e.acked {
-				continue
+		if !c.recoverAt.IsZero() && !now.Before(c.recoverAt) {
+			c.retransmitBefore(c.recoverBefore, now)
+			c.recoverAt, c.recoverBefore = time.Time{}, time.Time{}
+		}
+		head := c.out.head()
+		if head != nil && c.cfg.GiveUpAfter > 0 && now.Sub(head.firstSent) > c.cfg.GiveUpAfter {
+			c.outMu.Unlock()
+			c.finish(ErrResendTimeout)
+			return
+		}
+		// In order; a message the service may refuse as too big goes
+		// only as the oldest one, alone, and what follows it waits
+		// (fallback.go).
+		d := c.firstDoubtful()
+		for i, e := range c.out.entries {
+			if d >= 0 && (i > d || i == d && i != 0) {
+				break
 			}
-			if c.cfg.GiveUpAfter > 0 && now.Sub(e.firstSent) > c.cfg.GiveUpAfter {
-				c.outMu.Unlock()
-				c.finish(ErrResendTimeout)
-				return
-			}
-			if e.lastSent.IsZero() || now.Sub(e.lastSent) > rto {
-				if !e.lastSent.IsZero() {
-					e.resends++
-				}
-				e.lastSent = now
-				batch = append(batch, e.frame)
+			if !e.acked && e.lastSent.IsZero() {
+				c.markResent(e, now)
+				e.hold()
+				batch = append(batch, queued{e.frame, e, c.gen})
 			}
 		}
+		if head != nil && !head.lastSent.IsZero() && now.Sub(head.lastSent) > c.rtt.timeout(head.resends) {
+			c.markResent(head, now)
+			head.hold()
+			batch = append(batch, queued{head.frame, head, c.gen})
+		}
 		c.outMu.Unlock()
-		for _, f := range batch {
+		for i, q := range batch {
 			if c.closed() {
+				for _, q := range batch[i:] {
+					q.e.release()
+				}
 				return
 			}
-			c.queueData(f)
+			c.queueData(q.frame, q.e, q.gen)
+			batch[i] = queued{}
 		}
 		if len(batch) > 0 {
 			c.logf("retransmitted %d messages (rto %v)", len(batch), rto)
@@ -292,23 +489,50 @@ func (c *Channel) WriteStderr(p []byte) (int, error) {
 }
 
 func (c *Channel) writeChunks(pt wire.PayloadType, p []byte) (int, error) {
+	return c.writeParts(pt, [][]byte{p})
+}
+
+// WriteBuffers sends the concatenation of v as Output messages, like
+// Write. It lets smux hand over a frame header and its data without
+// copying them together first: they are gathered straight into the
+// message.
+func (c *Channel) WriteBuffers(v [][]byte) (int, error) {
+	return c.writeParts(wire.PayloadOutput, v)
+}
+
+// writeParts sends the concatenation of v as messages of at most the
+// current maximum payload size. sendStreamFrom copies the bytes into the
+// frame it keeps, so v may be reused when writeParts returns.
+func (c *Channel) writeParts(pt wire.PayloadType, v [][]byte) (int, error) {
 	if err := c.waitReady(); err != nil {
 		return 0, err
 	}
-	n := 0
-	for len(p) > 0 {
-		chunk := p
-		if len(chunk) > c.cfg.MaxPayloadSize {
-			chunk = chunk[:c.cfg.MaxPayloadSize]
+	written := 0
+	i, off := 0, 0 // next byte: v[i][off]
+	var gather [4][]byte
+	for {
+		parts, n, limit := gather[:0], 0, c.maxPayload()
+		for i < len(v) && n < limit {
+			b := v[i][off:]
+			take := min(len(b), limit-n)
+			if take > 0 {
+				parts = append(parts, b[:take])
+				n += take
+			}
+			if take == len(b) {
+				i, off = i+1, 0
+			} else {
+				off += take
+			}
 		}
-		// sendStream copies the payload into the frame it keeps.
-		if err := c.sendStream(pt, chunk); err != nil {
-			return n, err
+		if n == 0 {
+			return written, nil
 		}
-		n += len(chunk)
-		p = p[len(chunk):]
+		if err := c.sendStreamFrom(pt, parts, n, false); err != nil {
+			return written, err
+		}
+		written += n
 	}
-	return n, nil
 }
 
 // SendExitCode sends the ExitCode message (agent role, §3.4.5).
@@ -376,6 +600,26 @@ type Stats struct {
 	Buffered      int // bytes waiting for Read
 	ReorderHeld   int // out-of-order messages held
 	Retransmitted int // resends of messages still unacked
+
+	// Totals over the channel's life.
+	Sent       int64 // stream messages sent (first transmissions)
+	Resent     int64 // retransmissions of stream messages
+	Received   int64 // stream messages received, duplicates included
+	Duplicates int64 // stream messages received more than once
+
+	// Fallback is set once the service refused a message as too big;
+	// Split counts the messages then sent again in smaller pieces.
+	Fallback bool
+	Split    int
+}
+
+// String is the one-line summary sessions log when they close.
+func (s Stats) String() string {
+	line := fmt.Sprintf("sent %d messages (%d resent), received %d (%d duplicates)", s.Sent, s.Resent, s.Received, s.Duplicates)
+	if s.Fallback {
+		line += fmt.Sprintf("; fell back to %d-byte messages (%d split)", FallbackPayloadSize, s.Split)
+	}
+	return line
 }
 
 // Stats returns a snapshot of the channel's counters.
@@ -386,7 +630,10 @@ func (c *Channel) Stats() Stats {
 	for _, e := range c.out.entries {
 		s.Retransmitted += e.resends
 	}
+	s.Sent, s.Resent = c.nextSeq, c.resent
+	s.Fallback, s.Split = c.fb.on, c.fb.splits
 	c.outMu.Unlock()
+	s.Received, s.Duplicates = c.received.Load(), c.duplicates.Load()
 	c.inMu.Lock()
 	s.Buffered, s.ReorderHeld = c.buffered, len(c.reorder)
 	c.inMu.Unlock()

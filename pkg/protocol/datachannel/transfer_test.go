@@ -16,7 +16,7 @@ func TestBidirectionalTransfer(t *testing.T) {
 	if testing.Short() {
 		size = 1 << 20
 	}
-	for _, l := range []link{linkPipe, linkNetPipe, linkWebsocket, linkFaulty} {
+	for _, l := range []link{linkPipe, linkNetPipe, linkWebsocket, linkFaulty, linkFaultyWS} {
 		for _, enc := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/kms=%v", l, enc), func(t *testing.T) {
 				client, agent := newPair(t, pairOptions{link: l, kms: enc})
@@ -43,7 +43,7 @@ func TestBidirectionalTransfer(t *testing.T) {
 				cs, as := client.Stats(), agent.Stats()
 				t.Logf("%d MiB each way in %v (%.1f MB/s combined); client %+v agent %+v",
 					size>>20, el.Round(time.Millisecond), float64(2*size)/el.Seconds()/1e6, cs, as)
-				if l == linkFaulty {
+				if l == linkFaulty || l == linkFaultyWS {
 					cf, af := client.cfgConn(), agent.cfgConn()
 					t.Logf("faults: client→ dropped %d dup %d reordered %d; agent→ dropped %d dup %d reordered %d",
 						cf.dropped.Load(), cf.duplicated.Load(), cf.reordered.Load(),
