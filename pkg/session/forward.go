@@ -12,6 +12,7 @@ import (
 	"github.com/xtaci/smux"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
+	"github.com/ssmkit/ssmkit/pkg/protocol/portmux"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/ssmkit/ssmkit/pkg/ssmdoc"
@@ -131,24 +132,8 @@ func (f *forwarder) onControl(p datachannel.Packet) error {
 	return nil
 }
 
-// channelStream presents the data channel's byte stream to smux. Close is
-// a no-op: the session's owner closes the channel.
-type channelStream struct{ ch *datachannel.Channel }
-
-func (c channelStream) Read(p []byte) (int, error)  { return c.ch.Read(p) }
-func (c channelStream) Write(p []byte) (int, error) { return c.ch.Write(p) }
-func (c channelStream) Close() error                { return nil }
-
-// muxConfig is the smux configuration both upstream ends use (§8.4).
-func muxConfig(keepAliveOff bool) *smux.Config {
-	cfg := smux.DefaultConfig()
-	cfg.Version = 1
-	cfg.KeepAliveDisabled = keepAliveOff
-	return cfg
-}
-
 func (f *forwarder) runMux(ctx context.Context, keepAliveOff bool) error {
-	mux, err := smux.Client(channelStream{f.s.ch}, muxConfig(keepAliveOff))
+	mux, err := smux.Client(portmux.Stream{Ch: f.s.ch}, portmux.Config(f.s.ch, keepAliveOff))
 	if err != nil {
 		return fmt.Errorf("session %s: starting the multiplexer: %w", f.s.id, err)
 	}
@@ -202,12 +187,12 @@ func (f *forwarder) proxyMux(mux *smux.Session, conn net.Conn) {
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		_, _ = io.Copy(stream, conn)
+		_, _ = portmux.Copy(stream, conn, portmux.FrameSize(f.s.ch))
 		// The local side finished sending: half-close so the reply can
 		// still arrive.
 		_ = stream.CloseWrite()
 	}()
-	_, _ = io.Copy(conn, stream)
+	_, _ = portmux.Copy(conn, stream, portmux.FrameSize(f.s.ch))
 	// The remote side is done: nothing more can be delivered.
 	_ = conn.Close()
 	_ = stream.Close()
@@ -326,5 +311,3 @@ func (f *forwarder) endErr() error {
 	}
 	return err
 }
-
-var _ io.ReadWriteCloser = channelStream{}

@@ -104,5 +104,5 @@ func Stream(ctx context.Context, s *Session, in io.Reader, out io.Writer) error 
 // output (stderr, flags) are ignored from then on.
 func (s *Session) Bytes() io.ReadWriter {
 	s.setHandler(func(datachannel.Packet) error { return nil })
-	return channelStream{s.ch}
+	return s.ch
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
+	"github.com/ssmkit/ssmkit/pkg/protocol/portmux"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 	"github.com/xtaci/smux"
@@ -141,26 +142,15 @@ func (p *portPlugin) portFlagHandler(onDisconnect func() error) datachannel.Cont
 	}
 }
 
-// channelRWC presents the data channel's Output byte stream to smux.
-type channelRWC struct{ ch *datachannel.Channel }
-
-func (c channelRWC) Read(b []byte) (int, error)  { return c.ch.Read(b) }
-func (c channelRWC) Write(b []byte) (int, error) { return c.ch.Write(b) }
-
-// Close is a no-op: the session closes the data channel itself, after
-// smux has stopped.
-func (c channelRWC) Close() error { return nil }
-
 // serveMux runs the smux server (§8.4): every stream the client opens
 // becomes one connection to the destination.
 func (p *portPlugin) serveMux(ch *datachannel.Channel, clientVersion string) (string, string) {
 	s := p.s
-	cfg := smux.DefaultConfig()
-	cfg.Version = 1
 	// Keepalive is off only when both ends turn it off (§8.4): an agent
 	// older than the client's gate keeps it on, as the client expects.
-	cfg.KeepAliveDisabled = version.AgentMuxKeepAliveOff(clientVersion) && version.ClientMuxKeepAliveOff(p.s.a.cfg.AgentVersion)
-	mux, err := smux.Server(channelRWC{ch}, cfg)
+	keepAliveOff := version.AgentMuxKeepAliveOff(clientVersion) && version.ClientMuxKeepAliveOff(p.s.a.cfg.AgentVersion)
+	cfg := portmux.Config(ch, keepAliveOff)
+	mux, err := smux.Server(portmux.Stream{Ch: ch}, cfg)
 	if err != nil {
 		return taskFailed, fmt.Sprintf("starting smux: %v", err)
 	}
@@ -230,14 +220,14 @@ func (p *portPlugin) serveStream(ctx context.Context, ch *datachannel.Channel, s
 	clientDone := make(chan struct{})
 	go func() {
 		defer close(clientDone)
-		_, _ = io.Copy(conn, st)
+		_, _ = portmux.Copy(conn, st, portmux.FrameSize(ch))
 		// The client finished sending: pass the half-close on and keep
 		// returning the destination's answer.
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 	}()
-	_, _ = io.Copy(st, conn)
+	_, _ = portmux.Copy(st, conn, portmux.FrameSize(ch))
 	// The destination is done sending: pass its half-close on (FIN) and
 	// keep delivering what the client still sends until the client closes
 	// its side. Closing the destination here would drop what the stream
@@ -459,7 +449,7 @@ func (l *inputLedger) observe(frame []byte) {
 	if off {
 		return
 	}
-	m, err := wire.Decode(frame)
+	m, err := wire.DecodeUnverified(frame) // the agent checks no digest (§2.3)
 	if err != nil || m.MessageType != wire.TypeInputStreamData {
 		return
 	}

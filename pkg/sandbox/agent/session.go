@@ -222,14 +222,47 @@ func (c *trackedConn) ReadMessage() ([]byte, error) {
 func (c *trackedConn) WriteMessage(b []byte) error {
 	err := c.MessageConn.WriteMessage(b)
 	if err == nil {
-		if mt, _, herr := wire.DecodeHeader(b); herr == nil && mt == wire.TypeAgentSessionState {
-			select {
-			case c.sent <- struct{}{}:
-			default:
+		c.wrote(b)
+	}
+	return err
+}
+
+// WriteMessages keeps the connection's batched writes (transport.Conn
+// sends a batch with one system call).
+func (c *trackedConn) WriteMessages(bs [][]byte) error {
+	bw, ok := c.MessageConn.(interface{ WriteMessages([][]byte) error })
+	if !ok {
+		for _, b := range bs {
+			if err := c.WriteMessage(b); err != nil {
+				return err
 			}
+		}
+		return nil
+	}
+	err := bw.WriteMessages(bs)
+	if err == nil {
+		for _, b := range bs {
+			c.wrote(b)
 		}
 	}
 	return err
+}
+
+// Recycle hands received buffers back to the connection's pool.
+func (c *trackedConn) Recycle(b []byte) {
+	if r, ok := c.MessageConn.(interface{ Recycle([]byte) }); ok {
+		r.Recycle(b)
+	}
+}
+
+// wrote signals an agent_session_state message that went out.
+func (c *trackedConn) wrote(b []byte) {
+	if mt, _, err := wire.DecodeHeader(b); err == nil && mt == wire.TypeAgentSessionState {
+		select {
+		case c.sent <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (s *session) dataLogf() func(string, ...any) {
