@@ -68,6 +68,11 @@ type Options struct {
 	// Tune, when set, adjusts the data channel configuration (tests use it
 	// for faster retransmission).
 	Tune func(*datachannel.Config)
+	// MaxPayloadSize is the largest payload sent per data channel message;
+	// zero means $SSMKIT_MAX_PAYLOAD (EnvMaxPayload), or else the data
+	// channel's default (32 KiB). A session whose service refuses a
+	// message as too big falls back to 1 KiB by itself.
+	MaxPayloadSize int
 	// PickOne lets OpenTarget use the single node a name pattern matches
 	// (--pick-one); without it such a pattern is an error.
 	PickOne bool
@@ -120,6 +125,9 @@ func Open(ctx context.Context, api SSMAPI, req StartRequest, opts Options) (*Ses
 	if req.Target == "" {
 		return nil, errors.New("starting session: no target")
 	}
+	if _, err := opts.maxPayload(); err != nil {
+		return nil, err // before a session exists
+	}
 	in := &ssm.StartSessionInput{Target: aws.String(req.Target), Parameters: req.Parameters}
 	if req.DocumentName != "" {
 		in.DocumentName = aws.String(req.DocumentName)
@@ -153,6 +161,7 @@ func Attach(ctx context.Context, api SSMAPI, target string, resp StartResponse, 
 	if resp.SessionID == "" || resp.StreamURL == "" || resp.TokenValue == "" {
 		return nil, fmt.Errorf("starting session on %s: the response lacks a session ID, stream URL or token", target)
 	}
+
 	s := &Session{
 		api:       api,
 		opts:      opts,
@@ -187,6 +196,10 @@ func (s *Session) open(ctx context.Context, token string) error {
 		OnControl:  s.onControl,
 		Reconnect:  s.reconnect,
 		Logf:       s.opts.Logf,
+	}
+	if cfg.MaxPayloadSize, err = s.opts.maxPayload(); err != nil {
+		_ = conn.Close()
+		return err
 	}
 	if s.opts.Tune != nil {
 		s.opts.Tune(&cfg)
@@ -340,6 +353,14 @@ func (s *Session) ID() string { return s.id }
 // Target returns the target the session was opened on.
 func (s *Session) Target() string { return s.target }
 
+// MaxPayload is the largest payload the session sends per message now: the
+// configured size, or 1 KiB after the service refused a larger message.
+func (s *Session) MaxPayload() int { return s.ch.MaxPayload() }
+
+// Stats returns the data channel's counters: messages sent, resent and
+// received, duplicates, and whether it fell back to small messages.
+func (s *Session) Stats() datachannel.Stats { return s.ch.Stats() }
+
 // Info returns what the handshake established: session type, port
 // properties, agent version, encryption.
 func (s *Session) Info() datachannel.SessionInfo { return s.info }
@@ -375,7 +396,9 @@ func (s *Session) Close() error {
 	if s.ch == nil {
 		return nil
 	}
-	return s.ch.Close()
+	err := s.ch.Close()
+	s.logf("data channel: %v", s.ch.Stats())
+	return err
 }
 
 // ended classifies how the session ended for the mode functions: nil for
