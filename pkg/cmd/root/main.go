@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
+	"github.com/ssmkit/ssmkit/internal/profile"
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	pluginCmd "github.com/ssmkit/ssmkit/pkg/cmd/plugin"
 	versionCmd "github.com/ssmkit/ssmkit/pkg/cmd/version"
@@ -33,6 +34,7 @@ const (
 // the exit code.
 func Main() int {
 	f := NewFactory(iostreams.System(), os.Getenv)
+	defer profile.Start(os.Getenv, f.IOStreams.ErrOut)()
 	// SIGHUP too: OpenSSH ends its ProxyCommand (ssmkit ssh) with it, and
 	// the session must be terminated rather than left to idle out.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
