@@ -8,7 +8,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VPKG := github.com/ssmkit/ssmkit/pkg/cmd/version
 LDFLAGS := -s -w -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(DATE)
 
-.PHONY: build demo test test-short bench fuzz lint unused tidy-check clean
+.PHONY: build demo test test-short bench bench-e2e fuzz lint unused tidy-check clean
 
 ## build: one static binary at bin/ssmkit
 build:
@@ -30,6 +30,11 @@ test-short:
 ## bench: benchmarks that print ratios against a baseline measured in the same run
 bench:
 	scripts/bench.sh
+
+## bench-e2e: issue 12's end-to-end table against raw TCP and the official path
+##            (BENCH_E2E_ARGS="-size 128MiB -runs 1" for a short run; PROFILE_DIR=dir for profiles)
+bench-e2e:
+	scripts/bench-e2e.sh $(BENCH_E2E_ARGS)
 
 ## fuzz: run every fuzz target briefly (FUZZTIME=30s for longer)
 fuzz:

@@ -25,3 +25,7 @@ echo "   brief run here: ${SSMKIT_BENCH_ACCOUNTS:-3} accounts x ${SSMKIT_BENCH_I
 echo "   go test -run '^\$' -bench FleetAccounts -benchtime 1x -timeout 60m ./pkg/doctor/"
 SSMKIT_BENCH_ACCOUNTS=${SSMKIT_BENCH_ACCOUNTS:-3} SSMKIT_BENCH_INSTANCES=${SSMKIT_BENCH_INSTANCES:-100} \
   go test -run '^$' -bench 'FleetAccounts' -benchtime 1x -timeout 30m ./pkg/doctor/ | grep -E '^(fleet:|Benchmark|ok|FAIL)'
+
+echo
+echo "== end to end, briefly (make bench-e2e for the full table: 1 GiB transfers, medians of 3)"
+scripts/bench-e2e.sh -size 128MiB -paced-size 1MiB -runs 1 -echo 1000 -starts 2

@@ -1,0 +1,154 @@
+package e2ebench
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	line := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0 100 1000 100")
+	got, err := parseStatCPU(line)
+	if err != nil || got != 3250*time.Millisecond {
+		t.Fatalf("parseStatCPU = %v, %v; want 3.25s", got, err)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Fatal("no error for a line without a command name")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	for _, tt := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := percentile(ds, tt.p); got != tt.want {
+			t.Errorf("p%v = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	if percentile(nil, 50) != 0 {
+		t.Error("percentile of nothing")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1GiB": 1 << 30, "64MiB": 64 << 20, "4KiB": 4096, "1000": 1000} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "0", "-1MiB", "1GB", "lots"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
+	}
+}
+
+func TestParseStats(t *testing.T) {
+	log := "debug: session: data channel: sent 5 messages (1 resent), received 17226 (967 duplicates)\n"
+	got := parseStats(log)
+	if got == nil || *got != (channelStats{Sent: 5, Resent: 1, Received: 17226, Duplicates: 967}) {
+		t.Fatalf("parseStats = %+v", got)
+	}
+	if parseStats("nothing here") != nil {
+		t.Fatal("stats from a log without them")
+	}
+}
+
+func TestSkipPluginBanner(t *testing.T) {
+	out := "\r\nStarting session with SessionId: alice-0123\r\n$ "
+	first := -1
+	for i := range out {
+		if !skipPluginBanner([]byte(out[:i+1])) {
+			first = i
+			break
+		}
+	}
+	if first < 0 || out[first] != '$' {
+		t.Fatalf("first shell byte at %d", first)
+	}
+	if skipPluginBanner([]byte("$")) {
+		t.Fatal("a prompt without a banner was skipped")
+	}
+}
+
+func TestPatternDigest(t *testing.T) {
+	p := newPattern(1)
+	var b bytes.Buffer
+	if _, err := p.writeTo(&b, 3*patternLen+5); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.digest(3*patternLen + 5); got != sha256.Sum256(b.Bytes()) {
+		t.Fatal("digest differs from the bytes written")
+	}
+}
+
+// TestTransfersThroughServer: downloads, uploads and echoes against the
+// traffic server are checked end to end, and corruption is caught.
+func TestTransfersThroughServer(t *testing.T) {
+	pat := newPattern(2)
+	srv, err := startServer(pat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	if _, err := download(srv.addr(), pat, 10<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upload(srv.addr(), pat, 10<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parallel(4, 4<<20, func(n int64) (time.Duration, error) { return download(srv.addr(), pat, n) }); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := echo(srv.addr(), 50, 5)
+	if err != nil || len(ds) != 50 {
+		t.Fatalf("echo: %d round trips, %v", len(ds), err)
+	}
+	// A server whose pattern differs is caught by the digest.
+	other, err := startServer(newPattern(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.close()
+	if _, err := download(other.addr(), pat, 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("download of other bytes: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestRenderMarksTargets(t *testing.T) {
+	f := newFigure("forward down, 1 conn", "MB/s", "%.1f")
+	f.ratioTo = pathRaw
+	f.targets = []target{atLeastRatio(pathSSMKit, pathRaw, 0.40)}
+	for _, v := range []float64{600, 700, 800} {
+		f.add(pathRaw, v)
+	}
+	for _, v := range []float64{300, 290, 310} {
+		f.add(pathSSMKit, v)
+	}
+	g := newFigure("echo p50", "ms", "%.3f")
+	g.targets = []target{atMost(pathSSMKit, 0.3, "ms")}
+	g.add(pathSSMKit, 0.5)
+	h := newFigure("official agent: upload", "MB/s", "%.1f")
+	h.targets = []target{atLeast(pathOfficial, 50, "MB/s")}
+	var out bytes.Buffer
+	render(&out, []*figure{f, g, h}, "header")
+	s := out.String()
+	for _, want := range []string{"header", "700.0 (600.0–800.0)", "300.0", "0.43 × raw TCP", "met", "NOT MET", "not measured"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("table lacks %q:\n%s", want, s)
+		}
+	}
+	vs := verdicts([]*figure{f, g, h})
+	if len(vs) != 3 || !vs[0].met || vs[1].met || vs[2].ok {
+		t.Fatalf("verdicts %+v", vs)
+	}
+}
