@@ -60,7 +60,7 @@ if command -v aws >/dev/null; then
   "$ssmkit" plugin install --dir "$state/bin"
   out=$(AWS_PAGER= aws ssm start-session --target "$web1" \
     --document-name AWS-StartNonInteractiveCommand \
-    --parameters '{"command":["echo hello from the AWS CLI on $(hostname)"],"separateOutputStream":["true"]}')
+    --parameters '{"command":["sh -c \"echo hello from the AWS CLI on $(hostname)\""],"separateOutputStream":["true"]}')
   echo "$out"
   grep -q "hello from the AWS CLI" <<<"$out"
 elif [ "${SSMKIT_CI:-}" = 1 ]; then

@@ -123,7 +123,7 @@ func TestSandboxEndToEnd(t *testing.T) {
 
 	t.Run("command exit code", func(t *testing.T) {
 		// The AWS-owned AWS-StartNonInteractiveCommand with separateOutputStream.
-		s := open(t, c, session.CommandRequest(web, "echo out; echo err >&2; exit 7", false, ""))
+		s := open(t, c, session.CommandRequest(web, "sh -c 'echo out; echo err >&2; exit 7'", false, ""))
 		var stdout, stderr bytes.Buffer
 		code, err := session.RunCommand(ctx, s, session.CommandIO{Stdout: &stdout, Stderr: &stderr})
 		if err != nil {

@@ -53,8 +53,9 @@ func NewCmdExec(f *cmdutil.Factory, runF func(*ExecOptions) error) *cobra.Comman
 			"says so). A --document of your own must set separateOutputStream for the status.\n\n" +
 			"With --tty the command runs on a terminal through AWS-StartInteractiveCommand, for\n" +
 			"programs such as top or vim; Session Manager does not report the status then.\n\n" +
-			"Several arguments are quoted for the remote shell; a single argument is passed as is,\n" +
-			"so it may hold a whole shell command line.\n\n" + cmdutil.TargetHelp,
+			"Several arguments reach the remote program as the same words (the agent runs the command\n" +
+			"without a shell). A single argument may hold a whole shell command line: when it uses\n" +
+			"shell syntax (a pipe, a redirection, $VAR…) ssmkit runs it with `sh -c`, as ssh would.\n\n" + cmdutil.TargetHelp,
 		Example: "  ssmkit exec i-0123456789abcdef0 -- uptime\n" +
 			"  ssmkit exec web-1 -- 'journalctl -u nginx | tail -n 50'\n" +
 			"  ssmkit exec web-1 --tty -- top\n" +
@@ -164,11 +165,18 @@ func logf(opts *ExecOptions, format string, args ...any) {
 	}
 }
 
-// JoinCommand turns arguments into one command line for the remote
-// shell: a single argument is used as is, several are quoted where needed
-// so that the remote side sees the same words.
+// JoinCommand turns arguments into the command the node runs. The SSM
+// Agent splits a NonInteractiveCommands command line shell-style and runs it
+// without a shell, so several arguments are quoted where needed and reach
+// the program as the same words, and a single argument that uses shell
+// syntax (a pipe, a redirection, a variable…) is handed to "sh -c", as ssh
+// would hand it to the remote shell. A single argument of plain words is
+// sent as is.
 func JoinCommand(args []string) string {
 	if len(args) == 1 {
+		if strings.ContainsAny(args[0], shellSyntax) {
+			return "sh -c " + shellQuote(args[0])
+		}
 		return args[0]
 	}
 	quoted := make([]string, len(args))
@@ -177,6 +185,10 @@ func JoinCommand(args []string) string {
 	}
 	return strings.Join(quoted, " ")
 }
+
+// shellSyntax holds the characters that make a command line mean something
+// different to a POSIX shell than to the agent's plain word splitting.
+const shellSyntax = "|&;<>()$`\\\"'*?[]#~=\n"
 
 // shellQuote quotes s for a POSIX shell unless it is plainly safe.
 func shellQuote(s string) string {

@@ -26,8 +26,9 @@ func TestNewCmdExec(t *testing.T) {
 		want    ExecOptions
 		wantErr string
 	}{
-		{name: "single argument", args: []string{"i-0123456789abcdef0", "--", "ls -l | wc"}, want: ExecOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Command: "ls -l | wc"}},
+		{name: "single argument", args: []string{"i-0123456789abcdef0", "--", "ls -l | wc"}, want: ExecOptions{Target: cmdutil.Target{Arg: "i-0123456789abcdef0"}, Command: "sh -c 'ls -l | wc'"}},
 		{name: "several arguments are quoted", args: []string{"web", "--", "echo", "it's", "a b", "-n"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: `echo 'it'\''s' 'a b' -n`}},
+		{name: "plain words need no shell", args: []string{"web", "--", "uname -a"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: "uname -a"}},
 		{name: "tty", args: []string{"web", "--tty", "--", "top"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: "top", TTY: true}},
 		{name: "document and reason", args: []string{"web", "--document", "Doc", "--reason", "r", "--", "id"}, want: ExecOptions{Target: cmdutil.Target{Arg: "web"}, Command: "id", Document: "Doc", Reason: "r"}},
 		{name: "no command", args: []string{"web"}, wantErr: "no command given"},

@@ -26,12 +26,13 @@ func TestExecAgainstSandboxDocuments(t *testing.T) {
 	}
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "exec-1"}}})
 	clients := session.NewClients(sb.AWSConfig())
-	run := func(t *testing.T, command string) (stdout, stderr string, code int) {
+	// run takes the words after "--", as the command line does.
+	run := func(t *testing.T, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		ios, _, out, errOut := iostreams.Test()
 		var lines []string
 		opts := &ExecOptions{
-			IO: ios, Target: cmdutil.Target{Arg: "exec-1"}, Command: command,
+			IO: ios, Target: cmdutil.Target{Arg: "exec-1"}, Command: JoinCommand(args),
 			Clients: func(context.Context) (session.Clients, error) { return clients, nil },
 			Logf:    func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) },
 		}
@@ -68,6 +69,25 @@ func TestExecAgainstSandboxDocuments(t *testing.T) {
 		}
 		if stdout, _, code := run(t, "true"); code != 0 || stdout != "" {
 			t.Errorf("true: status %d, stdout %q", code, stdout)
+		}
+	})
+	// The agent runs the command without a shell (as the real one does):
+	// several words arrive as the same words, shell syntax in one argument
+	// goes through sh -c, and plain words need no shell.
+	t.Run("words and shell syntax", func(t *testing.T) {
+		sb.SetLegacyNonInteractiveDocument(false)
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"printf", "%s|", "a  b", "$HOME", "it's", "*"}, "a  b|$HOME|it's|*|"},
+			{[]string{"echo a-b | tr - +"}, "a+b\n"},
+			{[]string{"X=1; echo \"$X\" > /dev/stderr; echo ok"}, "ok\n"},
+			{[]string{"echo plain words"}, "plain words\n"},
+		} {
+			if stdout, stderr, code := run(t, tt.args...); code != 0 || stdout != tt.want {
+				t.Errorf("%q: status %d, stdout %q (want %q), stderr %q", tt.args, code, stdout, tt.want, stderr)
+			}
 		}
 	})
 	// Nothing left behind, the refused StartSession included.

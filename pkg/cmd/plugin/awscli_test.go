@@ -263,7 +263,7 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 
 	t.Run("AWS-StartNonInteractiveCommand separate streams", func(t *testing.T) {
 		stdout, stderr, code := e.piped(t, nil, "--document-name", "AWS-StartNonInteractiveCommand",
-			"--parameters", `{"command":["echo out-1; echo err-1 >&2; exit 7"],"separateOutputStream":["true"]}`)
+			"--parameters", `{"command":["sh -c 'echo out-1; echo err-1 >&2; exit 7'"],"separateOutputStream":["true"]}`)
 		// The plugin exits 7; the AWS CLI turns any failing plugin into its
 		// own status 255 and says which status the plugin had.
 		if code != 255 || !strings.Contains(stderr, "returned non-zero exit status 7") ||
@@ -283,10 +283,10 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 			argv0 []string
 			env   bool
 		}{{argv0: []string{link}}, {argv0: []string{e.bin, "plugin"}, env: true}, {argv0: []string{link}, env: true}} {
-			req := fmt.Sprintf(`{"Target":%q,"DocumentName":"AWS-StartNonInteractiveCommand","Parameters":{"command":["echo direct-%d; exit 9"],"separateOutputStream":["true"]}}`, e.target, i)
+			req := fmt.Sprintf(`{"Target":%q,"DocumentName":"AWS-StartNonInteractiveCommand","Parameters":{"command":["sh -c 'echo direct-%d; exit 9'"],"separateOutputStream":["true"]}}`, e.target, i)
 			out, err := ssmc.StartSession(context.Background(), &ssm.StartSessionInput{Target: aws.String(e.target),
 				DocumentName: aws.String("AWS-StartNonInteractiveCommand"),
-				Parameters:   map[string][]string{"command": {fmt.Sprintf("echo direct-%d; exit 9", i)}, "separateOutputStream": {"true"}}})
+				Parameters:   map[string][]string{"command": {fmt.Sprintf("sh -c 'echo direct-%d; exit 9'", i)}, "separateOutputStream": {"true"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,7 +311,7 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 
 	t.Run("AWS-StartNonInteractiveCommand merged", func(t *testing.T) {
 		stdout, stderr, code := e.piped(t, nil, "--document-name", "AWS-StartNonInteractiveCommand",
-			"--parameters", `{"command":["echo out-2; echo err-2 >&2; exit 3"]}`)
+			"--parameters", `{"command":["sh -c 'echo out-2; echo err-2 >&2; exit 3'"]}`)
 		// Without separate streams the agent reports no exit status.
 		if code != 0 || !strings.Contains(stdout, "out-2") || !strings.Contains(stdout, "err-2") {
 			t.Fatalf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)

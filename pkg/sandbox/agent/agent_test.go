@@ -247,7 +247,7 @@ func TestNonInteractiveCombinedOutput(t *testing.T) {
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60005"
-	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"echo out; echo err >&2"}}`)
+	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"sh -c 'echo out; echo err >&2'"}}`)
 	pk := newPackets()
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})
 	waitClosed(t, ch)
@@ -263,12 +263,46 @@ func TestNonInteractiveCombinedOutput(t *testing.T) {
 	}
 }
 
+// TestNonInteractiveNoShell: as the real agent (shell_unix.go), the commands
+// are split shell-style and executed without a shell, so a pipe is an
+// argument, and a command that cannot start ends with status 1 and the
+// reason on stderr.
+func TestNonInteractiveNoShell(t *testing.T) {
+	t.Parallel()
+	f := newFakeMGS(t)
+	startAgent(t, f, nil)
+	for i, tt := range []struct {
+		commands, out string
+		code      int
+	}{
+		{`echo 'a  b' | wc -l`, "a  b | wc -l\n", 0},
+		{`printf '%s,' "x y" z\ w`, "x y,z w,", 0},
+		{`no-such-command-ssmkit --x`, "", 1},
+	} {
+		sid := fmt.Sprintf("alice-0a1b2c3d4e5f6001%d", i)
+		props, _ := json.Marshal(map[string]any{"linux": map[string]any{"commands": tt.commands, "separateOutputStream": true}})
+		doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, string(props))
+		pk := newPackets()
+		ch, _, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})
+		waitClosed(t, ch)
+		<-out.done
+		if got := out.String(); got != tt.out {
+			t.Errorf("%s: output = %q, want %q", tt.commands, got, tt.out)
+		}
+		pk.mu.Lock()
+		if len(pk.codes) != 1 || pk.codes[0] != tt.code {
+			t.Errorf("%s: exit codes = %v, want [%d]", tt.commands, pk.codes, tt.code)
+		}
+		pk.mu.Unlock()
+	}
+}
+
 func TestNonInteractiveCtrlC(t *testing.T) {
 	t.Parallel()
 	f := newFakeMGS(t)
 	startAgent(t, f, nil)
 	sid := "alice-0a1b2c3d4e5f60006"
-	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"trap 'echo got-int; exit 7' INT; echo ready; while :; do sleep 0.05; done",
+	doc := docWith(ssmdoc.SessionTypeNonInteractiveCommands, `{"linux":{"commands":"sh -c \"trap 'echo got-int; exit 7' INT; echo ready; while :; do sleep 0.05; done\"",
 		"separateOutputStream":true}}`)
 	pk := newPackets()
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{OnControl: pk.handle})

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/shlex"
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 )
 
@@ -27,8 +28,11 @@ var validPrefix = regexp.MustCompile(`^[0-9a-zA-Z\r\n_:-]{0,30}$`)
 // as they come (Output and StdErr) followed by the exit code; without it,
 // the combined output is sent after the command has exited.
 //
-// Deviation: the commands run through "sh -c" instead of being split
-// shell-style and executed directly, so shell syntax works as users expect.
+// As the real agent does, the commands are split shell-style (google/shlex,
+// the agent's own splitter) and executed directly, without a shell: shell
+// syntax such as pipes needs an explicit "sh -c" (ssmkit exec adds it for a
+// command line that needs a shell), or it would work here and fail on a
+// real node.
 type commandPlugin struct {
 	s                    *session
 	commands             string
@@ -69,7 +73,14 @@ func (p *commandPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo
 	if err != nil {
 		return s.failShell(ch, err, p.separate)
 	}
-	cmd := exec.Command("/bin/sh", "-c", p.commands)
+	argv, err := shlex.Split(p.commands)
+	if err == nil && len(argv) == 0 {
+		err = errors.New("no command")
+	}
+	if err != nil {
+		return s.failShell(ch, fmt.Errorf("parsing the commands: %w", err), p.separate)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = s.environment(ru, false)
 	cmd.Dir = s.workDir(ru)
 	cmd.SysProcAttr = sysProcAttr(ru)
@@ -116,6 +127,10 @@ func (p *commandPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo
 		_ = f.Close()
 	}
 	if err != nil {
+		if p.separate {
+			// As the real agent: status 1 first, then the reason on stderr.
+			_ = ch.SendExitCode(1)
+		}
 		return s.failShell(ch, fmt.Errorf("starting the command: %w", err), p.separate)
 	}
 	pid := cmd.Process.Pid
