@@ -273,7 +273,7 @@ func TestNonInteractiveNoShell(t *testing.T) {
 	startAgent(t, f, nil)
 	for i, tt := range []struct {
 		commands, out string
-		code      int
+		code          int
 	}{
 		{`echo 'a  b' | wc -l`, "a  b | wc -l\n", 0},
 		{`printf '%s,' "x y" z\ w`, "x y,z w,", 0},
