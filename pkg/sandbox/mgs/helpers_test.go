@@ -418,3 +418,13 @@ func (e *env) agentGone(id string) bool {
 	ss := e.svc.sessions[id]
 	return ss != nil && ss.agent == nil
 }
+
+// heldForClient is how many agent frames session id holds for its client.
+func (e *env) heldForClient(id string) int {
+	e.svc.mu.Lock()
+	defer e.svc.mu.Unlock()
+	if ss := e.svc.sessions[id]; ss != nil {
+		return len(ss.toClient)
+	}
+	return 0
+}

@@ -42,6 +42,10 @@ func newPeer(conn *transport.Conn) *peer {
 // system call.
 const maxWriteBatch = 64
 
+// maxHeldFrames bounds the agent frames held for a client that is not
+// attached; it must stay below sendQueueLen.
+const maxHeldFrames = 128
+
 // writer writes queued frames until the peer closes: everything waiting at
 // once, in one system call, and the buffers go back to the pool.
 func (p *peer) writer() {
@@ -254,6 +258,13 @@ func (s *Service) serveDataChannel(w http.ResponseWriter, r *http.Request, sessi
 			agent = ss.agent
 			toAgent, _ = publicationFrame(now, wire.TypeStartPublication)
 		}
+		// What the agent sent while no client was attached goes first;
+		// the new socket's queue is empty and longer than what is held.
+		for _, f := range ss.toClient {
+			p.out <- outFrame{b: f}
+		}
+		clear(ss.toClient)
+		ss.toClient = ss.toClient[:0]
 	}
 	s.mu.Unlock()
 	if old != nil {
@@ -355,6 +366,15 @@ func (s *Service) relayFromAgent(ss *session, p *peer) {
 			ss.lastActivity = s.now()
 		}
 		dst := ss.client
+		if dst == nil && len(ss.toClient) < maxHeldFrames {
+			// No client yet (or it is reconnecting): hold the frame for
+			// it rather than drop it, so that a handshake request sent
+			// before the client connected does not wait for the agent's
+			// retransmission timer. A paused agent sends nothing more.
+			ss.toClient = append(ss.toClient, b)
+			s.mu.Unlock()
+			continue
+		}
 		s.mu.Unlock()
 		if dst != nil {
 			dst.send(b, s.opts.EnqueueWait)

@@ -393,8 +393,11 @@ func TestPausePublicationWhileClientAway(t *testing.T) {
 	agent.nextOfType(t, wire.TypePausePublication, wait)
 	waitFor(t, "disconnected", func() bool { return e.session(id).Status == StatusDisconnected })
 
-	// Output while the client is away is dropped.
-	_ = ac.WriteMessage(frame(t, wire.TypeOutputStreamData, 0, 1, []byte("lost")))
+	// Output while the client is away is held for it (the agent sent it
+	// before the pause reached it, say), and goes first when it is back.
+	held := frame(t, wire.TypeOutputStreamData, 0, 1, []byte("held"))
+	_ = ac.WriteMessage(held)
+	waitFor(t, "the frame to be held", func() bool { return e.heldForClient(id) == 1 })
 
 	tok, err := e.svc.ResumeSession(id)
 	if err != nil || tok == "" {
@@ -405,8 +408,10 @@ func TestPausePublicationWhileClientAway(t *testing.T) {
 	agent.nextOfType(t, wire.TypeStartPublication, wait)
 	out := frame(t, wire.TypeOutputStreamData, 1, 1, []byte("back"))
 	_ = ac.WriteMessage(out)
-	if got := client2.next(t, wait); !bytes.Equal(got, out) {
-		t.Errorf("client got %q", got)
+	for _, want := range [][]byte{held, out} {
+		if got := client2.next(t, wait); !bytes.Equal(got, want) {
+			t.Errorf("client got %q, want %q", got, want)
+		}
 	}
 	if s := e.session(id).Status; s != StatusConnected {
 		t.Errorf("status = %s", s)
@@ -422,6 +427,30 @@ func TestNonInteractiveNotPaused(t *testing.T) {
 	cc.nextOfType(t, wire.TypeInteractiveShell, wait)
 	agent := newReader(e.agentData(id, "i-1"))
 	agent.quiet(t, 100*time.Millisecond)
+}
+
+// TestEarlyAgentOutputWaitsForClient: what an agent sends before the
+// client's socket is attached (a NonInteractiveCommands handshake request,
+// which is never paused) reaches the client when it connects, instead of
+// waiting for the agent's retransmission timer.
+func TestEarlyAgentOutputWaitsForClient(t *testing.T) {
+	e := newEnv(t, Options{})
+	cc := newReader(e.agentControl("i-1"))
+	id, streamURL, token := e.start("i-1", func(s *SessionSpec) {
+		s.Document.SessionType = ssmdoc.SessionTypeNonInteractiveCommands
+	})
+	cc.nextOfType(t, wire.TypeInteractiveShell, wait)
+	ac := e.agentData(id, "i-1")
+	early := frame(t, wire.TypeOutputStreamData, 0, 5, []byte(`{"handshake":"request"}`))
+	_ = ac.WriteMessage(early)
+	waitFor(t, "the frame to be held", func() bool { return e.heldForClient(id) == 1 })
+	client := newReader(e.clientData(streamURL, token))
+	if got := client.next(t, wait); !bytes.Equal(got, early) {
+		t.Fatalf("client got %q first, want the early frame", got)
+	}
+	if n := e.heldForClient(id); n != 0 {
+		t.Fatalf("%d frames still held", n)
+	}
 }
 
 func TestIdleTimeout(t *testing.T) {

@@ -115,6 +115,9 @@ type session struct {
 	lastOutSeq      int64
 	idle            time.Duration
 	agentCloseTimer Timer
+	// toClient holds the agent's frames while no client socket is
+	// attached (relay.go), up to maxHeldFrames.
+	toClient [][]byte
 }
 
 // terminated reports whether the session is over.
