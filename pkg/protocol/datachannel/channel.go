@@ -568,8 +568,11 @@ func (c *Channel) handleFrame(frame []byte, recycle func([]byte)) {
 	case wire.TypePausePublication:
 		c.paused.Store(true)
 	case wire.TypeStartPublication:
+		// The peer is (back) on the service: whatever went out while it
+		// was away may have been dropped, so everything unacknowledged
+		// goes again now rather than when its timer runs out.
 		c.paused.Store(false)
-		c.kickResend()
+		c.resendAll()
 	default:
 		// agent_session_state and the rest are for the service.
 	}

@@ -132,3 +132,29 @@ func TestRecoveryAfterLostWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestStartPublicationResendsAtOnce: start_publication means the peer is
+// (back) on the service, so what went out before may have been dropped:
+// it goes again at once, not when its timer runs out.
+func TestStartPublicationResendsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := transporttest.Pipe()
+		link := &dropConn{MessageConn: b}
+		agent, _ := New(link, Config{Role: RoleAgent, SessionID: "s", TargetID: "i", Agent: AgentSession{SessionType: ssmdoc.SessionTypeStandardStream}})
+		defer agent.Close()
+		p := newPeer(t, a)
+		agent.Handshake(context.Background())
+		link.drop.Store(true)
+		if _, err := agent.Write([]byte("early")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		link.drop.Store(false)
+		start := time.Now()
+		p.send(wire.TypeStartPublication, 0, wire.PayloadNone, []byte("{}"))
+		m := p.expect(wire.TypeOutputStreamData)
+		if string(m.Payload) != "early" || time.Since(start) != 0 {
+			t.Fatalf("got %q after %v", m.Payload, time.Since(start))
+		}
+	})
+}
