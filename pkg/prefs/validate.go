@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
@@ -45,29 +46,37 @@ func (es ValidationErrors) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (es ValidationErrors) Is(target error) bool { return target == ErrInvalid }
 
+// The patterns compile on first use: compiling them (the bounded
+// repetitions above all) costs every ssmkit start several milliseconds and
+// most of a megabyte otherwise, whatever the command.
 var (
-	keyIDRE     = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})$`)
-	accountRE   = regexp.MustCompile(`^\d{12}$`)
-	aliasRE     = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
-	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	logGroupRE  = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
-	userNameRE  = regexp.MustCompile(`^[A-Za-z0-9._][A-Za-z0-9._@\\-]{0,63}\$?$`)
-	minutesText = regexp.MustCompile(`^[0-9]+$`)
+	keyIDRE     = lazyRE(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-fA-F]{32})$`)
+	accountRE   = lazyRE(`^\d{12}$`)
+	aliasRE     = lazyRE(`^alias/[A-Za-z0-9/_-]{1,250}$`)
+	bucketRE    = lazyRE(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	logGroupRE  = lazyRE(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+	userNameRE  = lazyRE(`^[A-Za-z0-9._][A-Za-z0-9._@\\-]{0,63}\$?$`)
+	minutesText = lazyRE(`^[0-9]+$`)
 )
+
+// lazyRE returns a function that compiles expr once, on first call.
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // ValidKMSKeyID reports whether s has the form of a KMS key id, key ARN,
 // alias name (alias/…) or alias ARN. It does not check that the key exists.
 func ValidKMSKeyID(s string) bool {
 	if a, err := arn.Parse(s); err == nil {
-		if a.Service != "kms" || a.Region == "" || !accountRE.MatchString(a.AccountID) {
+		if a.Service != "kms" || a.Region == "" || !accountRE().MatchString(a.AccountID) {
 			return false
 		}
 		if id, ok := strings.CutPrefix(a.Resource, "key/"); ok {
-			return keyIDRE.MatchString(id)
+			return keyIDRE().MatchString(id)
 		}
-		return aliasRE.MatchString(a.Resource)
+		return aliasRE().MatchString(a.Resource)
 	}
-	return keyIDRE.MatchString(s) || aliasRE.MatchString(s)
+	return keyIDRE().MatchString(s) || aliasRE().MatchString(s)
 }
 
 // Validate checks the inputs Session Manager understands: types, the
@@ -162,18 +171,18 @@ func checkString(key, s string) string {
 			return fmt.Sprintf("must be a KMS key id, key ARN, alias/<name> or alias ARN, got %q", s)
 		}
 	case KeyS3Bucket:
-		if !bucketRE.MatchString(s) || strings.Contains(s, "..") {
+		if !bucketRE().MatchString(s) || strings.Contains(s, "..") {
 			return fmt.Sprintf("must be an S3 bucket name (3–63 lowercase letters, digits, dots and hyphens), got %q", s)
 		}
 	case KeyLogGroup:
-		if !logGroupRE.MatchString(s) {
+		if !logGroupRE().MatchString(s) {
 			return fmt.Sprintf("must be a log group name (1–512 of letters, digits and . - _ / #), got %q", s)
 		}
 	case KeyRunAsDefaultUser:
 		if s == "root" {
 			return "must not be root: Session Manager refuses to run sessions as root; name an unprivileged OS user"
 		}
-		if !userNameRE.MatchString(s) {
+		if !userNameRE().MatchString(s) {
 			return fmt.Sprintf("must be an OS user name (up to 64 letters, digits and . _ @ - \\), got %q", s)
 		}
 	case KeyS3Prefix:
@@ -226,7 +235,7 @@ func MinutesValue(v any, lo, hi int) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || !minutesText.MatchString(s) || n < lo || n > hi {
+	if err != nil || !minutesText().MatchString(s) || n < lo || n > hi {
 		return 0, fmt.Errorf("must be a whole number of minutes from %d to %d, got %q", lo, hi, s)
 	}
 	return n, nil
