@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 )
 
@@ -173,7 +175,10 @@ func (a *agentProc) stop() {
 // SIGTERM or until stdin closes, printing "ready" once its control channel
 // is up. It is what the bench's agent child process runs.
 func RunAgentChild(ctx context.Context, endpoint, id string) error {
-	a := agent.New(agent.Config{InstanceID: id, Endpoint: endpoint, Region: os.Getenv("AWS_REGION")})
+	// The sandbox checks the SigV4 signature of the agent's Create*Channel
+	// calls: sign with the credentials its environment exports.
+	creds := credentials.NewStaticCredentialsProvider(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
+	a := agent.New(agent.Config{InstanceID: id, Endpoint: endpoint, Region: os.Getenv("AWS_REGION"), Credentials: creds})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
