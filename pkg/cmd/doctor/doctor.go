@@ -64,7 +64,7 @@ func (o *DoctorOptions) multi() bool {
 func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Command {
 	opts := &DoctorOptions{IO: f.IOStreams}
 	cmd := &cobra.Command{
-		Use:   "doctor [<target>...] [--filter tag:KEY=VALUE] [--all] | --local",
+		Use:   "doctor [<target>...] [--filter tag:KEY=VALUE] [--all] [--fix] | --local",
 		Short: "Say why a managed node cannot be reached, and how to fix it",
 		Long: "Check everything a Session Manager session depends on: the instance and its SSM Agent,\n" +
 			"the instance role, the network path to the Systems Manager endpoints, the session\n" +
@@ -72,8 +72,8 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"command or Terraform variable that fixes it.\n\n" +
 			"Targets are what `ssmkit start` takes: instance and managed node IDs, ARNs, Name tags,\n" +
 			"hybrid computer names, tag:KEY=VALUE, private IPs and DNS names, and name patterns\n" +
-			"(every match is checked). Facts are gathered once per\n" +
-			"VPC, role and page, so a whole fleet costs a few dozen API calls (see --stats).\n\n" +
+			"(every match is checked). Facts are gathered once per VPC, role and page, so a whole\n" +
+			"fleet costs a few dozen API calls (see --stats).\n\n" +
 			"With --local, run on the instance itself: IMDS, the agent, DNS, TLS to the endpoints,\n" +
 			"proxy, role credentials, clock and disk. No AWS credentials are needed.\n\n" +
 			"With --regions, --role-arn and --accounts, a fleet (--all or --filter) is checked in\n" +
