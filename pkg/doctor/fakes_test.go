@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -173,6 +174,9 @@ func (e fakeEC2) DescribeVpcEndpoints(ctx context.Context, in *ec2.DescribeVpcEn
 
 const fakeHubEndpoint = "vpce-0123456789abcdef0"
 
+// fakeHybridNode is the fake account's hybrid managed node.
+const fakeHybridNode = "mi-00000000000000001"
+
 func (e fakeEC2) DescribeNatGateways(ctx context.Context, in *ec2.DescribeNatGatewaysInput, _ ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error) {
 	if err := e.f.call(ctx, "EC2.DescribeNatGateways"); err != nil {
 		return nil, err
@@ -242,9 +246,22 @@ func (s fakeSSM) DescribeInstanceInformation(ctx context.Context, in *ssm.Descri
 		return nil, err
 	}
 	var infos []ssmtypes.InstanceInformation
+	info := func(id string) ssmtypes.InstanceInformation {
+		ii := ssmtypes.InstanceInformation{InstanceId: aws.String(id), PingStatus: ssmtypes.PingStatusOnline, AgentVersion: aws.String("3.3.1142.0")}
+		if strings.HasPrefix(id, "mi-") {
+			ii.ResourceType, ii.IamRole = ssmtypes.ResourceTypeManagedInstance, aws.String("hybrid-role")
+		}
+		return ii
+	}
 	for _, flt := range in.Filters {
-		for _, id := range flt.Values {
-			infos = append(infos, ssmtypes.InstanceInformation{InstanceId: aws.String(id), PingStatus: ssmtypes.PingStatusOnline, AgentVersion: aws.String("3.3.1142.0")})
+		switch aws.ToString(flt.Key) {
+		case "InstanceIds":
+			for _, id := range flt.Values {
+				infos = append(infos, info(id))
+			}
+		case "ResourceType":
+			// The account's one hybrid node.
+			infos = append(infos, info(fakeHybridNode))
 		}
 	}
 	items, next := page(infos, in.NextToken, s.f.pageSize)

@@ -56,7 +56,10 @@ func TestGatherFakeAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Instances) != 12 || len(f.Managed) != 12 || len(f.VPCs) != 3 || len(f.Roles) != 7 || f.DHM == nil || f.Key == nil || !f.Bucket.Exists {
+	// 12 EC2 instances and the hybrid node; 6 profile roles, the default
+	// host management role and the hybrid node's activation role.
+	if len(f.Instances) != 13 || len(f.Managed) != 13 || len(f.VPCs) != 3 || len(f.Roles) != 8 || f.DHM == nil || f.Key == nil || !f.Bucket.Exists ||
+		f.Instances[fakeHybridNode] == nil || f.Roles["hybrid-role"] == nil || f.Roles["hybrid-role"].Trust == nil {
 		t.Fatalf("facts: %d instances, %d managed, %d VPCs, %d roles, DHM %v", len(f.Instances), len(f.Managed), len(f.VPCs), len(f.Roles), f.DHM)
 	}
 	for name, r := range f.Roles {

@@ -23,7 +23,8 @@ var notTerminated = []string{"pending", "running", "stopping", "stopped", "shutt
 // instances resolves the selection: targets are classified by package
 // target (IDs, ARNs, names, tags, addresses, DNS names, patterns); IDs are
 // described in batches, anything else is looked up in EC2 and among the
-// hybrid nodes first. Tag filters and --all list EC2 instances.
+// hybrid nodes first. Tag filters and --all list EC2 instances and hybrid
+// nodes.
 func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error {
 	var ids, managedIDs []string
 	resolver := nodetarget.Resolver{EC2: g.Clients.EC2, SSM: g.Clients.SSM, States: notTerminated}
@@ -90,11 +91,39 @@ func (g *Gatherer) instances(ctx context.Context, sel Selection, f *Facts) error
 			f.Missing[id] = "no EC2 instance with this ID in " + g.Region
 		}
 	}
+	if len(sel.Targets) == 0 && (sel.All || len(sel.Tags) > 0) {
+		// A fleet includes its hybrid nodes.
+		hybrid, err := g.hybridNodes(ctx, sel.Tags)
+		if err != nil {
+			return err
+		}
+		managedIDs = append(managedIDs, hybrid...)
+	}
 	for _, id := range uniq(managedIDs) {
 		// Hybrid nodes are not in EC2; DescribeInstanceInformation decides.
 		f.Instances[id] = &Instance{ID: id, State: "hybrid"}
 	}
 	return nil
+}
+
+// hybridNodes lists the IDs of the hybrid managed nodes with the tags.
+func (g *Gatherer) hybridNodes(ctx context.Context, tags map[string][]string) ([]string, error) {
+	filters := []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("ResourceType"), Values: []string{"ManagedInstance"}}}
+	for k, v := range tags {
+		filters = append(filters, ssmtypes.InstanceInformationStringFilter{Key: aws.String("tag:" + k), Values: v})
+	}
+	var ids []string
+	p := ssm.NewDescribeInstanceInformationPaginator(g.Clients.SSM, &ssm.DescribeInstanceInformationInput{Filters: filters, MaxResults: aws.Int32(50)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing hybrid managed nodes: %w", err)
+		}
+		for _, ii := range out.InstanceInformationList {
+			ids = append(ids, aws.ToString(ii.InstanceId))
+		}
+	}
+	return ids, nil
 }
 
 func convertInstance(i ec2types.Instance) *Instance {
