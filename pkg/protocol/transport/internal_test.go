@@ -73,7 +73,7 @@ func TestWithDefaults(t *testing.T) {
 	t.Parallel()
 	o := ConnOptions{}.withDefaults()
 	if o.MaxMessageSize != DefaultMaxMessageSize || o.PingInterval != DefaultPingInterval ||
-		o.ReadBufferSize != DefaultBufferSize || o.WriteBufferSize != DefaultBufferSize || o.PongWait != 0 {
+		o.ReadBufferSize != DefaultReadBufferSize || o.WriteBufferSize != DefaultBufferSize || o.PongWait != 0 {
 		t.Errorf("zero options resolved to %+v", o)
 	}
 	// PongWait without pings would time every connection out.

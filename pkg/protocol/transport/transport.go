@@ -70,9 +70,16 @@ const (
 	// (§10.2) and handshake JSON a few KiB, so 8 MiB is generous.
 	DefaultMaxMessageSize = 8 << 20
 
-	// DefaultBufferSize is the websocket read and write buffer size. Up to
-	// this many bytes of frames are written with one system call.
+	// DefaultBufferSize is the websocket write buffer size: up to this many
+	// bytes of frames are written with one system call.
 	DefaultBufferSize = 64 << 10
+
+	// DefaultReadBufferSize is the buffer frames are read through. It is
+	// small on purpose: the rest of a message larger than it is read from
+	// the socket straight into the message's buffer, instead of through
+	// the buffer with a copy (bufio reads directly into a destination at
+	// least as large as its buffer).
+	DefaultReadBufferSize = 4 << 10
 
 	// DefaultHandshakeTimeout is the client's websocket upgrade timeout (§1.2, §10.1).
 	DefaultHandshakeTimeout = 45 * time.Second
@@ -98,7 +105,8 @@ const controlWait = time.Second
 
 // ConnOptions tune a websocket Conn. The zero value is the Session Manager
 // client's behaviour (§1.4): a ping right after open and then every 5 min,
-// no read deadline, an 8 MiB message limit and 64 KiB buffers.
+// no read deadline, an 8 MiB message limit, a 4 KiB read buffer and a
+// 64 KiB write buffer.
 type ConnOptions struct {
 	// MaxMessageSize is the largest message accepted from the peer. A larger
 	// message fails the read with ErrMessageTooLarge and closes the
@@ -157,7 +165,7 @@ func (o ConnOptions) withDefaults() ConnOptions {
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if o.ReadBufferSize <= 0 {
-		o.ReadBufferSize = DefaultBufferSize
+		o.ReadBufferSize = DefaultReadBufferSize
 	}
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = DefaultBufferSize
