@@ -158,3 +158,32 @@ func TestStartPublicationResendsAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckDigests: with CheckDigests a payload that does not match its
+// digest is dropped (and comes again); without, it is taken as it is.
+func TestCheckDigests(t *testing.T) {
+	for _, check := range []bool{false, true} {
+		c, p := newClientWithPeer(t, func(cfg *Config) { cfg.CheckDigests = check })
+		m := wire.Message{MessageType: wire.TypeOutputStreamData, SchemaVersion: 1, CreatedDate: 1,
+			SequenceNumber: 0, PayloadType: wire.PayloadOutput, Payload: []byte("good")}
+		b, err := wire.Encode(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(b[len(b)-4:], "evil") // the digest still says "good"
+		if err := p.conn.WriteMessage(b); err != nil {
+			t.Fatal(err)
+		}
+		if check {
+			if a, ok := p.next(100 * time.Millisecond); ok && a.MessageType == wire.TypeAcknowledge {
+				t.Fatal("a message with a wrong digest was acknowledged")
+			}
+			continue
+		}
+		p.expect(wire.TypeAcknowledge)
+		buf := make([]byte, 4)
+		if _, err := readFull(c, buf); err != nil || string(buf) != "evil" {
+			t.Fatalf("read %q, %v", buf, err)
+		}
+	}
+}
