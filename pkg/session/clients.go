@@ -34,7 +34,7 @@ func NewClients(cfg aws.Config) Clients {
 		SSM:   ssmClient,
 		EC2:   awsapi.NewEC2(cfg),
 		Nodes: ssmClient,
-		KMS:   encryption.NewKMSKeyService(awsapi.NewKMS(cfg)),
+		KMS:   encryption.NewLazyKMSKeyService(func() encryption.KMSAPI { return awsapi.NewKMS(cfg) }),
 	}
 }
 

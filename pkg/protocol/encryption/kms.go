@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -47,6 +48,23 @@ func NewKMSKeyService(client KMSAPI) KeyService {
 
 type kmsKeyService struct {
 	client KMSAPI
+}
+
+// NewLazyKMSKeyService is NewKMSKeyService with a client built on first
+// use: most sessions are not encrypted, and a command need not pay for a
+// KMS client it never calls.
+func NewLazyKMSKeyService(newClient func() KMSAPI) KeyService {
+	return lazyKeyService{get: sync.OnceValue(func() KeyService { return NewKMSKeyService(newClient()) })}
+}
+
+type lazyKeyService struct{ get func() KeyService }
+
+func (s lazyKeyService) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string, n int32) ([]byte, []byte, error) {
+	return s.get().GenerateDataKey(ctx, keyID, encCtx, n)
+}
+
+func (s lazyKeyService) Decrypt(ctx context.Context, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
+	return s.get().Decrypt(ctx, keyID, blob, encCtx)
 }
 
 func (s kmsKeyService) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string, numberOfBytes int32) ([]byte, []byte, error) {

@@ -243,3 +243,24 @@ func TestKMSKeyService(t *testing.T) {
 		t.Errorf("Decrypt err = %v", err)
 	}
 }
+
+// TestLazyKMSKeyService: the client is built on the first call only, once.
+func TestLazyKMSKeyService(t *testing.T) {
+	builds := 0
+	api := &fakeKMSAPI{}
+	ks := NewLazyKMSKeyService(func() KMSAPI { builds++; return api })
+	if builds != 0 {
+		t.Fatal("client built before any call")
+	}
+	ctx := context.Background()
+	encCtx := ClientEncryptionContext(sessionID, targetID, "c")
+	if _, _, err := ks.GenerateDataKey(ctx, keyID, encCtx, 64); err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := ks.Decrypt(ctx, keyID, []byte("blob"), encCtx); err != nil || string(pt) != "pt" {
+		t.Fatalf("Decrypt = %q, %v", pt, err)
+	}
+	if builds != 1 {
+		t.Fatalf("client built %d times", builds)
+	}
+}
