@@ -180,8 +180,10 @@ func TestMemoryBounded(t *testing.T) {
 	client, agent := newPair(t, pairOptions{link: linkPipe})
 	peak := peakHeap(func() { streamThrough(t, client, agent, 256<<20) })
 	t.Logf("peak heap %.1f MiB for 256 MiB transferred", float64(peak)/(1<<20))
-	// Window (4 MiB) + receive buffer (4 MiB) + reorder (16 MiB) + slack.
-	if peak > 96<<20 {
+	// Send window (4 MiB) + twice the receive buffer (2 MiB) + reorder
+	// (4 MiB) + the pipe's queue and slack; it was 96 MiB with the old
+	// defaults (4 MiB receive buffer, 16 MiB reorder).
+	if peak > 32<<20 {
 		t.Fatalf("peak heap %d MiB: buffers are not bounded", peak>>20)
 	}
 }

@@ -118,20 +118,24 @@ type Config struct {
 	CheckDigests bool
 
 	// MaxPayloadSize splits Write calls into messages of at most this many
-	// bytes (default 16 KiB). Upstream ends send 1 KiB.
+	// bytes (default 32 KiB). Upstream ends send 1 KiB.
 	MaxPayloadSize int
 	// SendWindow bounds the unacknowledged stream messages (default 1024);
 	// a full window blocks Write: back-pressure instead of unbounded memory.
 	SendWindow int
 	// SendWindowBytes bounds their bytes (default 4 MiB).
 	SendWindowBytes int
-	// ReceiveBuffer bounds in-order bytes waiting for Read (default 4 MiB).
-	// When it is full, the next message is left unacked (§4.8).
+	// ReceiveBuffer bounds in-order bytes waiting for Read (default 1 MiB):
+	// past it messages are still taken but acknowledged only as Read makes
+	// room, so the sender's window holds the sender back; past twice it
+	// they are left unacknowledged (§4.8). A reader that keeps up never
+	// gets near it; one that does not should not make the process grow.
 	ReceiveBuffer int
 	// ReorderBuffer bounds out-of-order messages held (default 10 000 for
 	// the client and 100 000 for the agent, as upstream).
 	ReorderBuffer int
-	// ReorderBufferBytes bounds their bytes (default 16 MiB).
+	// ReorderBufferBytes bounds their bytes (default 4 MiB): messages
+	// behind a lost one, until its retransmission arrives.
 	ReorderBufferBytes int
 
 	// ResendInterval is the retransmission timer tick (default 100 ms).
@@ -166,8 +170,8 @@ const (
 	DefaultMaxPayloadSize     = 32 << 10
 	DefaultSendWindow         = 1024
 	DefaultSendWindowBytes    = 4 << 20
-	DefaultReceiveBuffer      = 4 << 20
-	DefaultReorderBytes       = 16 << 20
+	DefaultReceiveBuffer      = 1 << 20
+	DefaultReorderBytes       = 4 << 20
 	DefaultResendInterval     = 100 * time.Millisecond
 	DefaultInitialRTO         = 200 * time.Millisecond
 	DefaultMaxRTO             = time.Second

@@ -24,8 +24,16 @@ func Config(ch *datachannel.Channel, keepAliveOff bool) *smux.Config {
 	cfg.Version = 1
 	cfg.KeepAliveDisabled = keepAliveOff
 	cfg.MaxFrameSize = FrameSize(ch)
+	// What smux holds for streams whose readers are slower than the data
+	// arrives, across all streams (v1 has no per-stream window): the data
+	// channel's own receive buffer and send window keep the pipe full.
+	cfg.MaxReceiveBuffer = MaxReceiveBuffer
 	return cfg
 }
+
+// MaxReceiveBuffer is the smux session's receive buffer (smux's default
+// is 4 MiB).
+const MaxReceiveBuffer = 2 << 20
 
 // FrameSize is the smux frame size that makes one frame one message of ch.
 func FrameSize(ch *datachannel.Channel) int {
