@@ -142,7 +142,7 @@ func TestRenderMarksTargets(t *testing.T) {
 	var out bytes.Buffer
 	render(&out, []*figure{f, g, h}, "header")
 	s := out.String()
-	for _, want := range []string{"header", "700.0 (600.0–800.0)", "300.0", "0.43 × raw TCP", "met", "NOT MET", "not measured"} {
+	for _, want := range []string{"header", "700.0 (600.0–800.0)", "300.0", "0.43 × raw TCP", "met (1.07 × goal)", "NOT MET (1.67 × goal)", "not measured"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("table lacks %q:\n%s", want, s)
 		}

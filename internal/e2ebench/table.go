@@ -29,6 +29,9 @@ type target struct {
 	// check returns whether the goal is met, given every column's median.
 	// ok is false when a figure it needs is missing.
 	check func(v map[string]float64) (met, ok bool)
+	// score returns the measured value over the goal's limit (≥ 1 meets
+	// an "at least" goal, ≤ 1 an "at most" one); ok as for check.
+	score func(v map[string]float64) (ratio float64, ok bool)
 }
 
 // figure is one row: samples per path, and targets.
@@ -71,29 +74,40 @@ func median(s []float64) float64 {
 
 // atLeastRatio is "path ≥ r × base".
 func atLeastRatio(path, base string, r float64) target {
-	return target{path: path, text: fmt.Sprintf("≥ %.2f × %s", r, base), check: func(v map[string]float64) (bool, bool) {
+	score := func(v map[string]float64) (float64, bool) {
 		a, ok1 := v[path]
 		b, ok2 := v[base]
 		if !ok1 || !ok2 || b == 0 {
-			return false, false
+			return 0, false
 		}
-		return a >= r*b, true
-	}}
+		return a / (r * b), true
+	}
+	return target{path: path, text: fmt.Sprintf("≥ %.2f × %s", r, base), score: score,
+		check: func(v map[string]float64) (bool, bool) {
+			x, ok := score(v)
+			return ok && x >= 1, ok
+		}}
 }
 
 // atMost is "path ≤ limit".
 func atMost(path string, limit float64, unit string) target {
-	return target{path: path, text: fmt.Sprintf("≤ %g %s", limit, unit), check: func(v map[string]float64) (bool, bool) {
-		a, ok := v[path]
-		return a <= limit, ok
-	}}
+	return limitTarget(path, fmt.Sprintf("≤ %g %s", limit, unit), limit, func(x float64) bool { return x <= 1 })
 }
 
 // atLeast is "path ≥ limit".
 func atLeast(path string, limit float64, unit string) target {
-	return target{path: path, text: fmt.Sprintf("≥ %g %s", limit, unit), check: func(v map[string]float64) (bool, bool) {
+	return limitTarget(path, fmt.Sprintf("≥ %g %s", limit, unit), limit, func(x float64) bool { return x >= 1 })
+}
+
+// limitTarget compares path's median with a fixed limit.
+func limitTarget(path, text string, limit float64, met func(ratio float64) bool) target {
+	score := func(v map[string]float64) (float64, bool) {
 		a, ok := v[path]
-		return a >= limit, ok
+		return a / limit, ok
+	}
+	return target{path: path, text: text, score: score, check: func(v map[string]float64) (bool, bool) {
+		x, ok := score(v)
+		return ok && met(x), ok
 	}}
 }
 
@@ -168,19 +182,21 @@ func render(w io.Writer, figs []*figure, header string) {
 		for _, t := range f.targets {
 			met, ok := t.check(v)
 			tgt = append(tgt, t.path+" "+t.text)
+			x, _ := t.score(v)
 			switch {
 			case !ok:
 				res = append(res, "not measured")
 			case met:
-				res = append(res, "met")
+				res = append(res, fmt.Sprintf("met (%.2f × goal)", x))
 			default:
-				res = append(res, "NOT MET")
+				res = append(res, fmt.Sprintf("NOT MET (%.2f × goal)", x))
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.name, f.unit, strings.Join(cells, "\t"), ratio,
 			strings.Join(tgt, "; "), strings.Join(res, "; "))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w, "× goal: the median over the target's limit (an \"at least\" target is met at ≥ 1, an \"at most\" one at ≤ 1)")
 }
 
 func minMax(s []float64) (float64, float64) {
