@@ -585,7 +585,7 @@ func (b *bench) official(ctx context.Context) error {
 	}
 	defer log.Close()
 	dir := filepath.Join(b.work, "sandbox-official")
-	sb, err := startSandbox(ctx, b.cfg.SSMKit, dir, true, nil, log)
+	sb, err := startSandbox(ctx, b.cfg.SSMKit, dir, true, b.profileEnv("relay-official"), log)
 	if err != nil {
 		return err
 	}
