@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&cfg.Plugin, "plugin", "", "session-manager-plugin to compare with (default: on PATH or under -peers; \"none\" to skip)")
 	flag.StringVar(&cfg.Peers, "peers", "/tmp/peers", "folder of the locally built official peers (INTEROP.md)")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles of the clients, the relay and the agent here")
+	flag.BoolVar(&cfg.OfficialOnly, "official-only", false, "measure the official agent's rows only (needs -peers and root)")
 	flag.StringVar(&cfg.WorkDir, "work-dir", "", "keep the sandboxes' state and logs here (default: a temporary folder)")
 	flag.Parse()
 	var err error
