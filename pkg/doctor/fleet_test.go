@@ -251,6 +251,7 @@ func (o *opTimer) total(op string) time.Duration {
 
 // BenchmarkFleetAccounts checks a fleet of SSMKIT_BENCH_ACCOUNTS accounts
 // (default 10) of SSMKIT_BENCH_INSTANCES instances each (default 1,000,
+// SSMKIT_BENCH_SCOPES accounts at once, default doctor.DefaultScopes;
 // over 10 VPCs and 5 roles) like `doctor --all --role-arn …` (doctor.Multi:
 // assume-role per account in the sandbox, whose view follows the caller's
 // account), once over the first account and once over all of them, and
@@ -275,7 +276,7 @@ func BenchmarkFleetAccounts(b *testing.B) {
 	run := func(accts []string) (calls int, secs float64, rep doctor.Report) {
 		var cc awsapi.CallCounter
 		var tm opTimer
-		m := doctor.Multi{Base: base, RoleARN: "arn:aws:iam::000000000000:role/Audit", Accounts: accts,
+		m := doctor.Multi{Base: base, RoleARN: "arn:aws:iam::000000000000:role/Audit", Accounts: accts, Scopes: envInt("SSMKIT_BENCH_SCOPES", 0),
 			Instrument: func(c aws.Config) aws.Config { return tm.instrument(cc.Instrument(c)) }}
 		start := time.Now()
 		rep, err := m.Run(context.Background(), doctor.Selection{All: true}, time.Now)
@@ -291,8 +292,9 @@ func BenchmarkFleetAccounts(b *testing.B) {
 		counts := cc.Counts()
 		ops := awsapi.SortedOps(counts)
 		sort.Slice(ops, func(i, j int) bool { return tm.total(ops[i]) > tm.total(ops[j]) })
-		for _, op := range ops {
-			b.Logf("  %-40s %4d calls, %8s waiting in all", op, counts[op], tm.total(op).Round(time.Millisecond))
+		fmt.Printf("fleet: %d account(s), where the time goes:\n", len(accts))
+		for _, op := range ops[:min(6, len(ops))] {
+			fmt.Printf("fleet:   %-36s %4d calls, %8s waiting in all\n", op, counts[op], tm.total(op).Round(time.Millisecond))
 		}
 		return cc.Total(), secs, rep
 	}
