@@ -92,7 +92,11 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 			"  ssmkit doctor web-1 --fix\n" +
 			"  ssmkit doctor --all --regions us-east-1,eu-west-1 --role-arn arn:aws:iam::111111111111:role/Audit\n" +
 			"  sudo ssmkit doctor --local",
+		Args: cmdutil.NonEmptyArgs(cobra.ArbitraryArgs, "the target"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cmdutil.NonEmptyFlags(cmd, "document", "role-arn"); err != nil {
+				return err
+			}
 			opts.Targets = args
 			if f.Options.JSON() {
 				opts.JSON = true

@@ -21,6 +21,7 @@ func TestNewCmdDoctor(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    string
+		argv    []string // instead of args, for empty arguments
 		json    bool
 		want    DoctorOptions
 		wantErr string
@@ -46,6 +47,10 @@ func TestNewCmdDoctor(t *testing.T) {
 		{name: "fix across regions", args: "--all --regions us-east-1 --fix --yes", wantErr: "one account and region"},
 		{name: "yes without fix", args: "--yes i-1", wantErr: "--yes goes with --fix"},
 		{name: "local fix", args: "--local --fix --yes", wantErr: "--local"},
+		{name: "empty target", argv: []string{""}, wantErr: "the target must not be empty"},
+		{name: "blank second target", argv: []string{"web-1", " "}, wantErr: "the target must not be empty (argument 2)"},
+		{name: "empty document", argv: []string{"--document", "", "web-1"}, wantErr: "--document must not be empty"},
+		{name: "empty role ARN", argv: []string{"--all", "--role-arn="}, wantErr: "--role-arn must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +62,9 @@ func TestNewCmdDoctor(t *testing.T) {
 			var got *DoctorOptions
 			cmd := NewCmdDoctor(f, func(o *DoctorOptions) error { got = o; return nil })
 			args := strings.Fields(tt.args)
+			if tt.argv != nil {
+				args = tt.argv
+			}
 			cmd.SetArgs(args)
 			cmd.SetOut(ios.Out)
 			cmd.SetErr(ios.ErrOut)
