@@ -50,8 +50,8 @@ type InstanceInfo struct {
 // agents, moto EC2 instances, real agents that called
 // UpdateInstanceInformation).
 type Instances interface {
-	// ManagedInstances lists every managed instance.
-	ManagedInstances(ctx context.Context) ([]InstanceInfo, error)
+	// ManagedInstances lists the managed instances of one account, by ID.
+	ManagedInstances(ctx context.Context, accountID string) ([]InstanceInfo, error)
 	// UpdateInstance registers an instance or updates what is known about
 	// it. Empty fields of info leave the stored values unchanged.
 	UpdateInstance(ctx context.Context, info InstanceInfo) error
@@ -68,41 +68,52 @@ func accountOf(id string) string {
 	return id
 }
 
-// registryKey is the per-account key of an instance.
-func registryKey(accountID, instanceID string) string {
-	return accountOf(accountID) + "/" + instanceID
-}
-
 // MemoryInstances is an in-memory Instances. The zero value is not usable;
 // create it with NewMemoryInstances.
 type MemoryInstances struct {
-	mu   sync.Mutex
-	byID map[string]InstanceInfo
+	mu sync.Mutex
+	// byAccount holds each account's instances by ID: a listing costs what
+	// that account holds, as in AWS, not what every account of the
+	// sandbox holds (a fleet of 10 accounts × 1,000 instances).
+	byAccount map[string]map[string]InstanceInfo
 }
 
 // NewMemoryInstances returns an empty registry.
 func NewMemoryInstances() *MemoryInstances {
-	return &MemoryInstances{byID: make(map[string]InstanceInfo)}
+	return &MemoryInstances{byAccount: make(map[string]map[string]InstanceInfo)}
 }
 
 // ManagedInstances implements Instances.
-func (m *MemoryInstances) ManagedInstances(context.Context) ([]InstanceInfo, error) {
+func (m *MemoryInstances) ManagedInstances(_ context.Context, accountID string) ([]InstanceInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]InstanceInfo, 0, len(m.byID))
-	for _, v := range m.byID {
+	reg := m.byAccount[accountOf(accountID)]
+	out := make([]InstanceInfo, 0, len(reg))
+	for _, v := range reg {
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].InstanceID < out[j].InstanceID })
 	return out, nil
 }
 
+// account returns the instances of accountID, creating the map if asked.
+// m.mu must be held.
+func (m *MemoryInstances) account(accountID string, create bool) map[string]InstanceInfo {
+	a := accountOf(accountID)
+	reg := m.byAccount[a]
+	if reg == nil && create {
+		reg = make(map[string]InstanceInfo)
+		m.byAccount[a] = reg
+	}
+	return reg
+}
+
 // UpdateInstance implements Instances.
 func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	key := registryKey(info.AccountID, info.InstanceID)
-	cur, ok := m.byID[key]
+	reg := m.account(info.AccountID, true)
+	cur, ok := reg[info.InstanceID]
 	if !ok {
 		cur = InstanceInfo{InstanceID: info.InstanceID, AccountID: accountOf(info.AccountID)}
 	}
@@ -135,7 +146,7 @@ func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) e
 			cur.Tags[k] = v
 		}
 	}
-	m.byID[key] = cur
+	reg[info.InstanceID] = cur
 	return nil
 }
 
@@ -143,9 +154,9 @@ func (m *MemoryInstances) UpdateInstance(_ context.Context, info InstanceInfo) e
 func (m *MemoryInstances) RemoveInstance(_ context.Context, accountID, instanceID string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	key := registryKey(accountID, instanceID)
-	_, ok := m.byID[key]
-	delete(m.byID, key)
+	reg := m.account(accountID, false)
+	_, ok := reg[instanceID]
+	delete(reg, instanceID)
 	return ok, nil
 }
 
@@ -154,13 +165,13 @@ func (m *MemoryInstances) RemoveInstance(_ context.Context, accountID, instanceI
 func (m *MemoryInstances) SetLastPing(instanceID, accountID string, t time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	key := registryKey(accountID, instanceID)
-	cur, ok := m.byID[key]
+	reg := m.account(accountID, false)
+	cur, ok := reg[instanceID]
 	if !ok {
 		return fmt.Errorf("instance %s is not registered", instanceID)
 	}
 	cur.LastPing = t
-	m.byID[key] = cur
+	reg[instanceID] = cur
 	return nil
 }
 
@@ -169,7 +180,7 @@ func (m *MemoryInstances) Put(info InstanceInfo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	info.AccountID = accountOf(info.AccountID)
-	m.byID[registryKey(info.AccountID, info.InstanceID)] = info
+	m.account(info.AccountID, true)[info.InstanceID] = info
 }
 
 // instanceView is a managed instance joined with its control-channel state.
@@ -192,16 +203,10 @@ func (h *Handler) account(ctx context.Context) string {
 // (container-mode agents) are included too, in the account whose
 // credentials opened it.
 func (h *Handler) instances(ctx context.Context) ([]instanceView, error) {
-	all, err := h.opts.Instances.ManagedInstances(ctx)
+	account := h.account(ctx)
+	reg, err := h.opts.Instances.ManagedInstances(ctx, account)
 	if err != nil {
 		return nil, err
-	}
-	account := h.account(ctx)
-	reg := all[:0:0]
-	for _, ri := range all {
-		if accountOf(ri.AccountID) == account {
-			reg = append(reg, ri)
-		}
 	}
 	cc := make(map[string]mgs.InstanceInfo)
 	for _, i := range h.opts.Gateway.Instances() {
