@@ -486,6 +486,8 @@ func TestSandboxScenarios(t *testing.T) {
 		{Name: "norole", NoRole: true},
 		{Name: "onprem", Hybrid: true},
 	})
+	// Before the scenarios, which run in parallel once this returns.
+	t.Run("fleet scale", func(t *testing.T) { fleetScale(t, w.with(t)) })
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			// Each scenario builds its own network and names; moto serves
