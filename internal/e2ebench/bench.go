@@ -592,6 +592,9 @@ func (b *bench) official(ctx context.Context) error {
 		}
 	}
 	b.logf("starting a TLS sandbox and the official agent")
+	if err := os.MkdirAll(b.work, 0o700); err != nil {
+		return err
+	}
 	log, err := os.Create(filepath.Join(b.work, "sandbox-official.log"))
 	if err != nil {
 		return err
