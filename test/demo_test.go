@@ -18,6 +18,9 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ssmkit and starts a sandbox")
 	}
+	// Parallel: the demo waits on moto and the sandbox most of its time, and the Terraform tests
+	// (all parallel) would otherwise start only after it ends.
+	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
 		testutil.MissingTool(t, "python3 (for moto) is not installed; %s", testutil.InstallMoto)
 	}
