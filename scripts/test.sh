@@ -18,6 +18,33 @@ elif ! scripts/check-tools.sh >/dev/null 2>&1; then
   scripts/check-tools.sh 2>&1 >/dev/null | sed 's/^/  /' >&2 || true
 fi
 
+# One moto fork server for the whole run (internal/testutil/motoserver/forkserver.py): every
+# test's private moto is a fork of one warm moto process instead of a new Python process that
+# imports moto and builds each service on its first request — seconds of CPU per test, dozens
+# of tests. Started only where moto is importable (without it the tests skip, or fail in CI).
+# A developer's SSMKIT_MOTO_FORKSERVER is kept; set it to empty to start moto per test.
+forkserver_dir=
+stop_forkserver() {
+  if [[ -n "$forkserver_dir" ]]; then
+    if [[ -s "$forkserver_dir/pid" ]]; then
+      kill -- -"$(cat "$forkserver_dir/pid")" 2>/dev/null || true
+    fi
+    rm -rf "$forkserver_dir"
+  fi
+}
+trap stop_forkserver EXIT
+if [[ -z "${SSMKIT_MOTO_FORKSERVER+set}" ]]; then
+  python="${SSMKIT_PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)}"
+  if [[ -n "$python" ]] && "$python" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("moto", "werkzeug", "flask")))' 2>/dev/null; then
+    forkserver_dir=$(mktemp -d)
+    # setsid: its own process group, so the EXIT trap stops it and every child it forked.
+    setsid "$python" internal/testutil/motoserver/forkserver.py "$forkserver_dir/moto.sock" \
+      >"$forkserver_dir/log" 2>&1 </dev/null &
+    echo $! >"$forkserver_dir/pid"
+    export SSMKIT_MOTO_FORKSERVER="$forkserver_dir/moto.sock"
+  fi
+fi
+
 # -p 2: two test binaries at a time on a 2-core machine.
 #
 # The longest packages are named first: go test builds and runs packages in the order they are

@@ -43,6 +43,22 @@ func URL(t testing.TB) string {
 // failure fails the test.
 func Private(t testing.TB) string {
 	t.Helper()
+	if socket := os.Getenv(EnvForkServer); socket != "" {
+		// The fork server warms up once per run (tens of seconds of CPU on a loaded machine)
+		// while early tests wait in its backlog.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		f, err := fork(ctx, socket)
+		if err != nil {
+			t.Fatalf("%v (unset %s to start moto per test)", err, EnvForkServer)
+		}
+		t.Cleanup(func() {
+			if err := f.Close(); err != nil {
+				t.Errorf("stopping moto server: %v", err)
+			}
+		})
+		return f.url
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := moto.Start(ctx, moto.Options{})

@@ -15,6 +15,7 @@ func TestURLPrivate(t *testing.T) {
 		t.Skip("starts a moto server; skipped under -short")
 	}
 	t.Setenv(EnvURL, "")
+	t.Setenv(EnvForkServer, "")
 	var url string
 	t.Run("inner", func(t *testing.T) {
 		url = URL(t)
@@ -59,6 +60,7 @@ func TestURLFromEnvUnreachable(t *testing.T) {
 func TestPrivateWithoutMoto(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv(moto.EnvPython, "")
+	t.Setenv(EnvForkServer, "")
 	for _, ci := range []string{"", "1"} {
 		t.Setenv(testutil.EnvCI, ci)
 		r := &testutil.Recorder{TB: t}
