@@ -17,7 +17,6 @@ import (
 
 	"github.com/ssmkit/ssmkit/pkg/iampolicy"
 	"github.com/ssmkit/ssmkit/pkg/protocol/version"
-	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
 )
 
 // DefaultAutoAttachInterval is how often the sandbox looks for instances
@@ -630,10 +629,6 @@ func allowed(docs []iampolicy.Document, action string) bool {
 	d := iampolicy.Evaluate(docs, iampolicy.Request{Action: action}).Decision
 	return d == iampolicy.Allowed || d == iampolicy.Conditional
 }
-
-// Network is the VPC the sandbox created in moto for its own instances
-// (a public and an isolated subnet).
-func (s *Sandbox) Network() fleet.Network { return s.network }
 
 // InstanceProfileARN is the instance profile of the sandbox's own
 // instances; its role has AmazonSSMManagedInstanceCore.

@@ -513,14 +513,8 @@ func (s *Sandbox) ProxyRequests(host string) int {
 // CAFile is the CA certificate clients must trust with TLS or the proxy on ("" otherwise).
 func (s *Sandbox) CAFile() string { return s.caFile }
 
-// StateDir is where the sandbox writes.
-func (s *Sandbox) StateDir() string { return s.opts.StateDir }
-
 // ClientTLS is the TLS configuration that trusts the sandbox (nil without TLS).
 func (s *Sandbox) ClientTLS() *tls.Config { return s.tlsCfg }
-
-// Gateway is the sandbox's ssmmessages service.
-func (s *Sandbox) Gateway() *mgs.Service { return s.gateway }
 
 // credentials are the root credentials for signing.
 func (s *Sandbox) credentials() aws.Credentials {

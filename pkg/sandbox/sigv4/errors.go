@@ -40,9 +40,6 @@ type Error struct {
 	Message string
 }
 
-// Error implements error.
-func (e *Error) Error() string { return e.Message }
-
 func errorf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
 }
