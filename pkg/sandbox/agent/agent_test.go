@@ -431,7 +431,21 @@ func TestChannelClosedKillsShell(t *testing.T) {
 func TestDuplicateInteractiveShellIgnored(t *testing.T) {
 	t.Parallel()
 	f := newFakeMGS(t)
-	a := startAgent(t, f, nil)
+	// The agent's decision is the event to wait for: it logs the duplicate it ignores, and only
+	// then is "no second CreateDataChannel" a fact rather than "not yet".
+	ignored := make(chan struct{})
+	var once sync.Once
+	a := startAgent(t, f, func(c *Config) {
+		logf := c.Logf
+		c.Logf = func(format string, args ...any) {
+			if strings.Contains(fmt.Sprintf(format, args...), "duplicate interactive_shell ignored") {
+				once.Do(func() { close(ignored) })
+			}
+			if logf != nil {
+				logf(format, args...)
+			}
+		}
+	})
 	sid := "alice-0a1b2c3d4e5f6000a"
 	ch, _, out := openShell(t, f, sid, shellDoc(wire.SessionInputs{}), datachannel.Config{})
 	f.startSession(sid, shellDoc(wire.SessionInputs{}), "")
@@ -439,7 +453,11 @@ func TestDuplicateInteractiveShellIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.waitFor(t, "still-2", 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-ignored:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent never handled the duplicate interactive_shell")
+	}
 	if n := f.dataCreateCount(sid); n != 1 {
 		t.Errorf("CreateDataChannel called %d times, want 1", n)
 	}
