@@ -183,6 +183,9 @@ func TestSandboxPreferences(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts moto and the sandbox")
 	}
+	// A "minute" lasts 300 ms, so the idle timeout of 20 "minutes" is 6 s: long enough for the
+	// KMS shell below to start and run a command on a loaded machine (at 300 ms it sometimes
+	// ended for being idle during the handshake), short enough to watch it end.
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "prefs"}},
 		PreferenceMinute: 300 * time.Millisecond})
 	c, ssmc := clients(sb)
@@ -205,7 +208,7 @@ func TestSandboxPreferences(t *testing.T) {
 	prefs := fmt.Sprintf(`{"schemaVersion":"1.0","description":"prefs","sessionType":"Standard_Stream","inputs":{
 		"s3BucketName":"sandbox-transcripts","s3KeyPrefix":"logs","s3EncryptionEnabled":false,
 		"cloudWatchLogGroupName":"/ssm/sessions","cloudWatchEncryptionEnabled":false,"cloudWatchStreamingEnabled":false,
-		"kmsKeyId":%q,"runAsEnabled":false,"runAsDefaultUser":"","idleSessionTimeout":"1","maxSessionDuration":"",
+		"kmsKeyId":%q,"runAsEnabled":false,"runAsDefaultUser":"","idleSessionTimeout":"20","maxSessionDuration":"",
 		"shellProfile":{"linux":"","windows":""}}}`, aws.ToString(key.KeyMetadata.KeyId))
 	if _, err := ssmc.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String("SSM-SessionManagerRunShell"),
 		DocumentType: ssmtypes.DocumentTypeSession, DocumentFormat: ssmtypes.DocumentFormatJson, Content: aws.String(prefs)}); err != nil {
@@ -259,7 +262,7 @@ func TestSandboxPreferences(t *testing.T) {
 		defer cancel()
 		s, err := session.OpenTarget(ctx, c, session.StartRequest{Target: target}, session.Options{})
 		if err != nil {
-			// On a loaded machine the 300 ms can pass before the client is
+			// On a very loaded machine the 6 s can pass before the client is
 			// connected: the session still has to end for being idle.
 			if !strings.Contains(err.Error(), "idle") {
 				t.Fatalf("opening the session: %v", err)
@@ -269,8 +272,8 @@ func TestSandboxPreferences(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		select {
 		case <-s.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("idle session was not ended (idle timeout 1 'minute' = 300 ms here)")
+		case <-time.After(30 * time.Second):
+			t.Fatal("idle session was not ended (idle timeout 20 'minutes' = 6 s here)")
 		}
 		if err := s.Err(); err == nil || !strings.Contains(err.Error(), "idle") {
 			t.Fatalf("session ended with %v, want the idle timeout reason", err)
