@@ -16,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
 )
 
 // Names of what the sandbox creates.
@@ -145,7 +146,8 @@ func EnsureNetwork(ctx context.Context, api EC2API, region string) (Network, err
 		return n, fmt.Errorf("creating the internet gateway: %w", err)
 	}
 	n.InternetGateway = aws.ToString(igw.InternetGateway.InternetGatewayId)
-	if _, err := api.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: igw.InternetGateway.InternetGatewayId, VpcId: vpc.Vpc.VpcId}); err != nil {
+	if _, err := api.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: igw.InternetGateway.InternetGatewayId, VpcId: vpc.Vpc.VpcId}); err != nil &&
+		!attachedTo(ctx, api, err, n.InternetGateway, aws.ToString(vpc.Vpc.VpcId)) {
 		return n, fmt.Errorf("attaching the internet gateway: %w", err)
 	}
 	// The public subnet gets its own route table with a default route;
@@ -221,6 +223,26 @@ func describeNetwork(ctx context.Context, api EC2API, vpcID string) (Network, er
 	}
 	n.SecurityGroupID, err = defaultSecurityGroup(ctx, api, vpcID)
 	return n, err
+}
+
+// attachedTo reports whether err is AttachInternetGateway's Resource.AlreadyAssociated for a
+// gateway that is in fact attached to vpcID: what an SDK retry of a call whose first answer was
+// lost gets. The attachment is then done, as asked.
+func attachedTo(ctx context.Context, api EC2API, err error, igwID, vpcID string) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "Resource.AlreadyAssociated" {
+		return false
+	}
+	out, derr := api.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{igwID}})
+	if derr != nil || len(out.InternetGateways) != 1 {
+		return false
+	}
+	for _, a := range out.InternetGateways[0].Attachments {
+		if aws.ToString(a.VpcId) == vpcID {
+			return true
+		}
+	}
+	return false
 }
 
 // ensureRole creates a role with trust and the core policy unless it

@@ -69,3 +69,46 @@ func TestFleetInMoto(t *testing.T) {
 		}
 	}
 }
+
+// lostAttachAnswer is an EC2 API whose AttachInternetGateway is carried out but answered as an
+// SDK retry after a lost answer is: the second attempt gets Resource.AlreadyAssociated.
+type lostAttachAnswer struct {
+	*ec2.Client
+}
+
+func (l lostAttachAnswer) AttachInternetGateway(ctx context.Context, in *ec2.AttachInternetGatewayInput, opts ...func(*ec2.Options)) (*ec2.AttachInternetGatewayOutput, error) {
+	if _, err := l.Client.AttachInternetGateway(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return l.Client.AttachInternetGateway(ctx, in, opts...)
+}
+
+// TestEnsureNetworkAfterLostAttachAnswer: a gateway already attached to the new VPC is what was
+// asked for; the network is set up with it.
+func TestEnsureNetworkAfterLostAttachAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs moto")
+	}
+	url := motoserver.Private(t)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	ec2c := ec2.NewFromConfig(cfg)
+	ctx := context.Background()
+	n, err := EnsureNetwork(ctx, lostAttachAnswer{ec2c}, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	igws, err := ec2c.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{n.InternetGateway}})
+	if err != nil || len(igws.InternetGateways) != 1 || len(igws.InternetGateways[0].Attachments) != 1 ||
+		aws.ToString(igws.InternetGateways[0].Attachments[0].VpcId) != n.VpcID {
+		t.Fatalf("gateway %s: %+v %v", n.InternetGateway, igws, err)
+	}
+	// Attached elsewhere is still an error.
+	other, err := ec2c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.99.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ec2c.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: aws.String(n.InternetGateway), VpcId: other.Vpc.VpcId})
+	if err == nil || attachedTo(ctx, ec2c, err, n.InternetGateway, aws.ToString(other.Vpc.VpcId)) {
+		t.Fatalf("gateway attached to %s taken as attached to %s: %v", n.VpcID, aws.ToString(other.Vpc.VpcId), err)
+	}
+}
