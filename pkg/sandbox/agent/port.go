@@ -277,6 +277,12 @@ func (p *portPlugin) serveBasic(ch *datachannel.Channel) (string, string) {
 	select {
 	case r := <-b.end:
 		status, output = r[0], r[1]
+		// An SSH-style session ends with its destination: what the destination said last is
+		// delivered (acknowledged by the client) before the agent reports the task complete and
+		// the service closes the client's channel, as shells do.
+		ctx, cancel := context.WithTimeout(s.ctx, flushTimeout)
+		_ = ch.Flush(ctx)
+		cancel()
 	case <-s.ctx.Done():
 		status, output = s.channelEnded(ch)
 	case <-ch.Done():

@@ -319,6 +319,38 @@ func TestPortSSHStyleEndsWithDestination(t *testing.T) {
 	}
 }
 
+// TestPortSSHStyleDeliversLastBytes: a destination that sends its last bytes and hangs up at
+// once (an sshd closing after its final message) has every byte delivered to the client before
+// the agent reports the task complete — after that the service closes the client's channel.
+func TestPortSSHStyleDeliversLastBytes(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	last := bytes.Repeat([]byte("bye."), 128<<10) // 512 KiB: within the client's receive buffer
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = c.Write(last)
+		_ = c.Close()
+	}()
+	f := newFakeMGS(t)
+	startAgent(t, f, nil)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ch, _ := openPort(t, f, "alice-0a1b2c3d4e5f60104", `{"portNumber":"`+port+`"}`, datachannel.Config{})
+	if tc := f.waitTaskComplete(t, 20*time.Second); tc.Body.FinalTaskStatus != "Success" {
+		t.Fatalf("agent_task_complete = %+v", tc.Body)
+	}
+	// Nothing has read the channel yet: all the client holds is in its receive buffer.
+	if got := ch.Stats().Buffered; got != len(last) {
+		t.Fatalf("when the task completed the client held %d of the destination's last %d bytes", got, len(last))
+	}
+}
+
 func TestPortMuxConnectToPortError(t *testing.T) {
 	t.Parallel()
 	f := newFakeMGS(t)
