@@ -113,7 +113,10 @@ func TestClientDisappears(t *testing.T) {
 	sb := sandboxtest.Start(t, sandbox.Options{Instances: []sandbox.InstanceSpec{{Name: "gone"}}, PreferenceMinute: 200 * time.Millisecond})
 	c, ssmc := clients(sb)
 	ctx := context.Background()
-	prefs := `{"schemaVersion":"1.0","description":"prefs","sessionType":"Standard_Stream","inputs":{"idleSessionTimeout":"1"}}`
+	// 20 "minutes" of 200 ms: a 4 s idle timeout, long enough for the shell to start and answer
+	// on a loaded machine (1 "minute", 200 ms, sometimes ended the session before its first
+	// output), short enough to watch the service end it after the client vanishes.
+	prefs := `{"schemaVersion":"1.0","description":"prefs","sessionType":"Standard_Stream","inputs":{"idleSessionTimeout":"20"}}`
 	if _, err := ssmc.CreateDocument(ctx, &ssm.CreateDocumentInput{Name: aws.String("SSM-SessionManagerRunShell"),
 		DocumentType: ssmtypes.DocumentTypeSession, Content: aws.String(prefs)}); err != nil {
 		t.Fatal(err)
