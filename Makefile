@@ -20,7 +20,7 @@ demo: build
 	scripts/demo.sh
 
 ## test: lint, then every test with the race detector (starts and stops moto itself)
-test: lint
+test: lint unused
 	scripts/test.sh
 
 ## test-short: the quick tests for a save-and-run loop (~70 s warm): no moto, no terraform init/validate/test, no long transfers
@@ -40,7 +40,7 @@ bench-e2e:
 fuzz:
 	scripts/fuzz.sh
 
-## unused: staticcheck and deadcode at pinned versions (go run pkg@version); not part of make test
+## unused: staticcheck and deadcode at pinned versions (go run pkg@version); part of make test (~1 min)
 unused:
 	scripts/unused.sh
 
