@@ -55,6 +55,9 @@ type CpOptions struct {
 	Recursive bool
 	// Reason is --reason.
 	Reason string
+	// Parallel is --parallel: how many sessions upload a file at once
+	// (0: chosen from its size).
+	Parallel int
 }
 
 // NewCmdCp returns the `cp` command. runF replaces the run function in
@@ -69,9 +72,12 @@ func NewCmdCp(f *cmdutil.Factory, runF func(*CpOptions) error) *cobra.Command {
 			"progress on a terminal, and is checked: the node computes the SHA-256 of what it read or\n" +
 			"received (sha256sum) and ssmkit compares it with its own. A file is written beside its\n" +
 			"destination and renamed into place once complete.\n\n" +
+			"A large file is uploaded over several sessions at once (--parallel), each writing its\n" +
+			"part with dd; the SHA-256 of the whole file is checked before the rename, and if any\n" +
+			"session fails the partial file is removed.\n\n" +
 			"Downloads use AWS-StartNonInteractiveCommand; uploads use AWS-StartInteractiveCommand\n" +
 			"(a raw terminal is the only way to send bytes to a command). The node needs a POSIX\n" +
-			"shell with sha256sum, head, tee, mkfifo, stty, and tar for directories.\n\n" +
+			"shell with sha256sum, head, tee, mkfifo, stty, dd, and tar for directories.\n\n" +
 			cmdutil.TargetHelp,
 		Example: "  ssmkit cp backup.tar.gz web-1:/tmp/\n" +
 			"  ssmkit cp i-0123456789abcdef0:/var/log/syslog ./syslog\n" +
@@ -93,6 +99,9 @@ func NewCmdCp(f *cmdutil.Factory, runF func(*CpOptions) error) *cobra.Command {
 			if opts.Target.Arg == "" || opts.Remote == "" || opts.Local == "" {
 				return cmdutil.FlagErrorf("empty target or path in %q %q", args[0], args[1])
 			}
+			if opts.Parallel < 0 || opts.Parallel > maxParallel {
+				return cmdutil.FlagErrorf("--parallel must be between 1 and %d (0 or unset: chosen from the file's size)", maxParallel)
+			}
 			opts.Logf = f.DebugLogf()
 			if runF != nil {
 				return runF(opts)
@@ -101,6 +110,7 @@ func NewCmdCp(f *cmdutil.Factory, runF func(*CpOptions) error) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Recursive, "recursive", "r", false, "Copy directories")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, fmt.Sprintf("Sessions that upload a file at once, each a part of it (default: 1 below %d MiB, up to %d)", parallelStep>>20, defaultMaxParallel))
 	cmd.Flags().StringVar(&opts.Reason, "reason", "", "Reason for the session, recorded by Session Manager")
 	opts.Target.AddFlags(cmd)
 	return cmd

@@ -43,6 +43,9 @@ func TestNewCmdCp(t *testing.T) {
 		{args: []string{"w:a", "w:b"}, wantErr: "both sides are on nodes"},
 		{args: []string{"a", "web:"}, wantErr: "empty target or path"},
 		{args: []string{"a"}, wantErr: "accepts 2 arg"},
+		{args: []string{"--parallel", "3", "a.txt", "web:/tmp/"}, want: CpOptions{Upload: true, Local: "a.txt", Remote: "/tmp/", Target: cmdutil.Target{Arg: "web"}, Parallel: 3}},
+		{args: []string{"--parallel", "-1", "a.txt", "web:/tmp/"}, wantErr: "--parallel must be between 1 and 16"},
+		{args: []string{"--parallel", "17", "a.txt", "web:/tmp/"}, wantErr: "--parallel must be between 1 and 16"},
 	} {
 		ios, _, _, _ := iostreams.Test()
 		var got *CpOptions
@@ -58,7 +61,7 @@ func TestNewCmdCp(t *testing.T) {
 			continue
 		}
 		if err != nil || got.Upload != tt.want.Upload || got.Local != tt.want.Local || got.Remote != tt.want.Remote ||
-			got.Recursive != tt.want.Recursive || got.Target != tt.want.Target {
+			got.Recursive != tt.want.Recursive || got.Target != tt.want.Target || got.Parallel != tt.want.Parallel {
 			t.Errorf("%q: %+v, %v", tt.args, got, err)
 		}
 	}
@@ -75,6 +78,8 @@ func TestScriptsParse(t *testing.T) {
 	for _, script := range []string{
 		downloadScript(weird, true), downloadScript(weird, false),
 		uploadScript(weird, "file", weird, 10), uploadScript(weird, "dir", "d", 10240),
+		partScript(weird, weird, "0123abcd", 2*partBlock, 10), finishScript(weird, weird, "0123abcd", ""),
+		finishScript(weird, weird, "0123abcd", strings.Repeat("0", 64)),
 	} {
 		cmd := exec.Command(sh, "-n")
 		cmd.Stdin = bytes.NewReader([]byte(script))
@@ -98,6 +103,48 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		p.finish()
 		if got := stderr.String(); (got != "") != tty || (tty && !strings.Contains(got, " 60%")) {
 			t.Errorf("tty %v: progress %q", tty, got)
+		}
+	}
+}
+
+// TestParallelism: the default number of upload sessions and the byte
+// ranges they write: whole 1 MiB blocks (dd's seek unit), together the
+// whole file, never an empty part.
+func TestParallelism(t *testing.T) {
+	const mib = 1 << 20
+	for _, tt := range []struct {
+		kind string
+		size int64
+		flag int
+		want int
+	}{
+		{"file", 0, 0, 1},
+		{"file", 8*mib - 1, 0, 1},
+		{"file", 16 * mib, 0, 2},
+		{"file", 24*mib + 5, 0, 3},
+		{"file", 256 * mib, 0, 4},
+		{"file", 256 * mib, 1, 1},
+		{"file", 256 * mib, 8, 8},
+		{"file", 10, 4, 1},        // one block: one part
+		{"file", 2*mib + 1, 4, 3}, // 1 MiB parts: 3 of them
+		{"dir", 256 * mib, 4, 1},  // a tar stream
+	} {
+		src := &source{kind: tt.kind, size: tt.size}
+		if got := parallelism(tt.flag, src); got != tt.want {
+			t.Errorf("%s of %d bytes, --parallel %d: %d sessions, want %d", tt.kind, tt.size, tt.flag, got, tt.want)
+		}
+		if tt.kind != "file" {
+			continue
+		}
+		var next int64
+		for _, p := range splitParts(tt.size, parallelism(tt.flag, src)) {
+			if p.off != next || p.off%partBlock != 0 || p.n <= 0 {
+				t.Errorf("size %d: bad part %+v after %d", tt.size, p, next)
+			}
+			next = p.off + p.n
+		}
+		if next != tt.size {
+			t.Errorf("size %d: parts cover %d bytes", tt.size, next)
 		}
 	}
 }

@@ -9,8 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
@@ -98,6 +103,71 @@ func TestCopyAgainstSandbox(t *testing.T) {
 		}
 		if got := sumFile(t, filepath.Join(local, "b.bin")); !bytes.Equal(got, want) {
 			t.Fatal("download changed the file")
+		}
+	})
+
+	t.Run("file in parallel over an existing file", func(t *testing.T) {
+		dst := filepath.Join(remote, "p.bin")
+		os.WriteFile(dst, []byte("old\n"), 0o600)
+		want := writeRandom(t, filepath.Join(local, "p.bin"), 5<<20+17) // parts of 2, 2 and 1 MiB + 17
+		parts := countParts(t)
+		if stderr, err := e.cp(t, "--parallel", "3", filepath.Join(local, "p.bin"), "cp-1:"+dst); err != nil {
+			t.Fatalf("upload: %v %s", err, stderr)
+		}
+		if got := sumFile(t, dst); !bytes.Equal(got, want) {
+			t.Fatal("the parallel upload changed the file")
+		}
+		if n := parts(); n != 3 {
+			t.Fatalf("%d sessions sent parts, want 3", n)
+		}
+	})
+
+	t.Run("a part's session ends", func(t *testing.T) {
+		dst := filepath.Join(remote, "keep.bin")
+		os.WriteFile(dst, []byte("old\n"), 0o600)
+		writeRandom(t, filepath.Join(local, "k.bin"), 6<<20)
+		// Once the three parts' scripts are ready (their work directory
+		// exists), the second part's session is terminated through the
+		// SSM API, as an administrator would, before it sends a byte; the
+		// other two send nothing until cp ends their sessions. (The
+		// emulated agent cannot yet end a session whose pty is full of
+		// input: its write blocks forever once the shell is killed; see
+		// the notes, "cp parallel upload".)
+		var (
+			mu     sync.Mutex
+			ready  int
+			all    = make(chan struct{})
+			victim string
+		)
+		partReady = func(i int, s *session.Session) {
+			mu.Lock()
+			if i == 1 {
+				victim = s.ID()
+			}
+			if ready++; ready == 3 {
+				close(all)
+			}
+			mu.Unlock()
+			<-all
+			if i != 1 {
+				<-s.Done()
+				return
+			}
+			if _, err := e.clients.SSM.TerminateSession(context.Background(), &ssm.TerminateSessionInput{SessionId: aws.String(s.ID())}); err != nil {
+				t.Error(err)
+			}
+			<-s.Done()
+		}
+		defer func() { partReady = nil }()
+		_, err := e.cp(t, "--parallel", "3", filepath.Join(local, "k.bin"), "cp-1:"+dst)
+		if err == nil || victim == "" || !strings.Contains(err.Error(), victim) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v, want one line naming the terminated session %s", err, victim)
+		}
+		if got, _ := os.ReadFile(dst); string(got) != "old\n" {
+			t.Fatalf("the destination changed: %d bytes", len(got))
+		}
+		if matches, _ := filepath.Glob(filepath.Join(remote, "*ssmkit*")); len(matches) > 0 {
+			t.Fatalf("left behind: %v", matches)
 		}
 	})
 
@@ -189,11 +259,15 @@ func TestCopy256MiB(t *testing.T) {
 	e := newCPEnv(t)
 	local, remote := t.TempDir(), t.TempDir()
 	want := writeRandom(t, filepath.Join(local, "big.bin"), 256<<20)
+	parts := countParts(t)
 	start := time.Now()
 	if stderr, err := e.cp(t, filepath.Join(local, "big.bin"), "cp-1:"+remote+"/"); err != nil {
 		t.Fatalf("upload: %v %s", err, stderr)
 	}
 	up := time.Since(start)
+	if n := parts(); n != defaultMaxParallel {
+		t.Errorf("the upload went through %d sessions, want %d", n, defaultMaxParallel)
+	}
 	os.Remove(filepath.Join(local, "big.bin"))
 	start = time.Now()
 	if stderr, err := e.cp(t, "cp-1:"+filepath.Join(remote, "big.bin"), filepath.Join(local, "back.bin")); err != nil {
@@ -205,4 +279,13 @@ func TestCopy256MiB(t *testing.T) {
 	}
 	t.Logf("256 MiB: up %v (%.0f MB/s), down %v (%.0f MB/s)", up, 256*1.048576/up.Seconds(), down, 256*1.048576/down.Seconds())
 	sandboxtest.NoActiveSessions(t, e.sb)
+}
+
+// countParts counts the sessions that send parts of a parallel upload
+// until the test ends.
+func countParts(t testing.TB) func() int {
+	var n atomic.Int32
+	partReady = func(int, *session.Session) { n.Add(1) }
+	t.Cleanup(func() { partReady = nil })
+	return func() int { return int(n.Load()) }
 }

@@ -12,11 +12,13 @@ import (
 //	SSMKIT1 <file|dir> <size>  download: header on stdout before the data
 //	SSMKIT-SHA256 <hex>        SHA-256 of the bytes the node read or sent
 //	SSMKIT-ERR <kind> <path>   a failure; kinds below
+//	SSMKIT-DONE                parallel upload: this part is written
 const (
 	markReady  = "SSMKIT-READY"
 	markHeader = "SSMKIT1"
 	markSHA    = "SSMKIT-SHA256"
 	markErr    = "SSMKIT-ERR"
+	markDone   = "SSMKIT-DONE"
 )
 
 // Failure kinds the scripts report, and what the user reads.
@@ -70,6 +72,23 @@ printf '` + markSHA + ` %s\n' "$(cat "$t/sum")" >&2
 `
 }
 
+// fileDest resolves the destination $d of a file upload (into the
+// directory $d as $name when $d is one) and checks that it may be written.
+const fileDest = `[ -d "$d" ] && d="$d/$name"
+[ -d "$d" ] && err isdir "$d"
+dir=$(dirname -- "$d")
+[ -d "$dir" ] || err notdir "$dir"
+[ -w "$dir" ] || err denied "$dir"
+[ ! -e "$d" ] || [ -w "$d" ] || err denied "$d"
+`
+
+// rawTerminal puts the node's terminal in raw mode, so every byte reaches
+// the reader as sent (no line editing, no signals, no ^V escapes, no
+// echo), and tells the sender to start.
+const rawTerminal = `stty raw -echo -iexten 2>/dev/null || err tmp tty
+printf '` + markReady + `\n'
+`
+
 // uploadScript receives size bytes into dest over a raw terminal: a file
 // (kind "file", named name when dest is a directory) or a tar of a
 // directory. After the data come the 64 hex digits of its SHA-256 as the
@@ -80,13 +99,7 @@ func uploadScript(dest, kind, name string, size int64) string {
 	b.WriteString(prelude)
 	fmt.Fprintf(&b, "d=%s; n=%d; name=%s\n", q(dest), size, q(name))
 	if kind == "file" {
-		b.WriteString(`[ -d "$d" ] && d="$d/$name"
-[ -d "$d" ] && err isdir "$d"
-dir=$(dirname -- "$d")
-[ -d "$dir" ] || err notdir "$dir"
-[ -w "$dir" ] || err denied "$dir"
-[ ! -e "$d" ] || [ -w "$d" ] || err denied "$d"
-tmp="$d.ssmkit-$$"
+		b.WriteString(fileDest + `tmp="$d.ssmkit-$$"
 (: > "$tmp") 2>/dev/null || err denied "$dir"
 # Write, then hash the written file: fewer copies than a tee, which
 # counts on a busy machine.
@@ -113,11 +126,7 @@ receive() {
 }
 `)
 	}
-	// Raw mode: every byte reaches head as sent (no line editing, no
-	// signals, no ^V escapes, no echo).
-	b.WriteString(`stty raw -echo -iexten 2>/dev/null || err tmp tty
-printf '` + markReady + `\n'
-receive
+	b.WriteString(rawTerminal + `receive
 want=$(head -c 64)
 got=$(cat "$t/sum")
 printf '` + markSHA + ` %s\n' "$got"
@@ -131,4 +140,42 @@ mv -f -- "$tmp" "$d" || err denied "$d"
 `)
 	}
 	return b.String()
+}
+
+// partBlock is the unit of a parallel upload's byte ranges: every part
+// starts at a multiple of it, which dd's seek counts in.
+const partBlock = 1 << 20
+
+// partScript receives n bytes of a parallel upload over a raw terminal and
+// writes them at block off/partBlock of the file data in the work
+// directory beside the destination, "<dest>.ssmkit-<token>", shared by
+// every part (the first to start creates it). A part that fails or is
+// hung up on removes the work directory; finishScript checks and renames.
+func partScript(dest, name, token string, off, n int64) string {
+	return prelude + fmt.Sprintf("d=%s; name=%s; n=%d; k=%d\n", q(dest), q(name), n, off/partBlock) +
+		fileDest + `w="$d.ssmkit-` + token + `"; keep=
+trap 'rm -rf "$t"; [ -n "$keep" ] || rm -rf "$w"' EXIT
+trap 'exit 1' HUP INT TERM
+mkdir "$w" 2>/dev/null || [ -d "$w" ] || err denied "$dir"
+` + rawTerminal + `head -c "$n" | dd of="$w/data" bs=` + fmt.Sprint(partBlock) + ` seek="$k" conv=notrunc 2>/dev/null || err write "$d"
+keep=1
+printf '` + markDone + `\n'
+`
+}
+
+// finishScript ends a parallel upload once every part is written: it
+// compares the SHA-256 of the whole file with want, the sender's, and
+// renames the file into place, or (want empty: a part failed) only
+// removes the work directory. Run it after every part's session ended.
+func finishScript(dest, name, token, want string) string {
+	return prelude + fmt.Sprintf("d=%s; name=%s; want=%s\n", q(dest), q(name), q(want)) +
+		`[ -d "$d" ] && d="$d/$name"
+w="$d.ssmkit-` + token + `"
+trap 'rm -rf "$t" "$w"' EXIT
+[ -n "$want" ] || exit 0
+got=$(sha256sum < "$w/data" | cut -d' ' -f1)
+printf '` + markSHA + ` %s\n' "$got" >&2
+[ "$got" = "$want" ] || err checksum "$d"
+mv -f -- "$w/data" "$d" || err denied "$d"
+`
 }

@@ -21,6 +21,7 @@ import (
 type source struct {
 	kind string // "file" or "dir"
 	name string // base name
+	path string // the local path
 	size int64
 	open func() (io.ReadCloser, error)
 }
@@ -35,7 +36,7 @@ func scanLocal(p string, recursive bool) (*source, error) {
 	if err != nil {
 		return nil, localError(p, err, "")
 	}
-	src := &source{name: filepath.Base(filepath.Clean(p))}
+	src := &source{name: filepath.Base(filepath.Clean(p)), path: p}
 	switch {
 	case fi.Mode().IsRegular():
 		f, err := os.Open(p)
@@ -163,50 +164,94 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func upload(ctx context.Context, opts *CpOptions, clients session.Clients, id string, src *source) error {
-	script := uploadScript(opts.Remote, src.kind, src.name, src.size)
+// nodeScript is a script running in an InteractiveCommands session (the
+// only kind with a standard input), whose marker lines a goroutine reads.
+type nodeScript struct {
+	s     *session.Session
+	rw    io.ReadWriter
+	ready chan struct{}
+	res   chan scriptResult // once the session's output ended
+}
+
+// scriptResult is what a script said before its session ended.
+type scriptResult struct {
+	sum, errLine string
+	done         bool
+}
+
+func startScript(ctx context.Context, opts *CpOptions, clients session.Clients, id, script string) (*nodeScript, error) {
 	req := session.CommandRequest(id, "sh -c "+q(script), true, "")
 	req.Reason = opts.Reason
 	s, err := session.OpenTarget(ctx, clients, req, session.Options{Logf: opts.Logf})
 	if err != nil {
+		return nil, err
+	}
+	ns := &nodeScript{s: s, rw: s.Bytes(), ready: make(chan struct{}), res: make(chan scriptResult, 1)}
+	go ns.read()
+	return ns, nil
+}
+
+// read follows the node's lines; the first that matters is READY or ERR.
+func (ns *nodeScript) read() {
+	var res scriptResult
+	readyOnce := false
+	br := bufio.NewReader(ns.rw)
+	for {
+		l, err := br.ReadString('\n')
+		l = strings.TrimRight(l, "\r\n")
+		switch {
+		case l == markReady && !readyOnce:
+			readyOnce = true
+			close(ns.ready)
+		case l == markDone:
+			res.done = true
+		case strings.HasPrefix(l, markSHA+" "):
+			res.sum = strings.TrimPrefix(l, markSHA+" ")
+		case strings.HasPrefix(l, markErr):
+			res.errLine = l
+		}
+		if err != nil {
+			ns.res <- res
+			return
+		}
+	}
+}
+
+// check turns the end of a script that sent its data into an error: the
+// node's ERR line first, then the sender's failure, then an early end
+// (complete reports whether the script said all it had to).
+func (ns *nodeScript) check(opts *CpOptions, id string, res scriptResult, sendErr error, complete bool) error {
+	switch {
+	case res.errLine != "":
+		return remoteError(id, res.errLine)
+	case sendErr != nil:
+		return fmt.Errorf("sending %s: %w", opts.Local, sendErr)
+	case !complete:
+		if err := ns.s.Err(); err != nil {
+			return fmt.Errorf("%s:%s: the copy ended early: %w", id, opts.Remote, err)
+		}
+		return fmt.Errorf("%s:%s: the copy ended early (the node did not confirm it)", id, opts.Remote)
+	}
+	return nil
+}
+
+func upload(ctx context.Context, opts *CpOptions, clients session.Clients, id string, src *source) error {
+	if k := parallelism(opts.Parallel, src); k > 1 {
+		return uploadParallel(ctx, opts, clients, id, src, k)
+	}
+	ns, err := startScript(ctx, opts, clients, id, uploadScript(opts.Remote, src.kind, src.name, src.size))
+	if err != nil {
 		return err
 	}
+	s, rw := ns.s, ns.rw
 	defer s.Close()
-	rw := s.Bytes()
-
-	// The node speaks in lines; the first that matters is READY or ERR.
-	type result struct{ sum, errLine string }
-	ready := make(chan struct{})
-	lines := make(chan result, 1)
-	go func() {
-		var res result
-		readyOnce := false
-		br := bufio.NewReader(rw)
-		for {
-			l, err := br.ReadString('\n')
-			l = strings.TrimRight(l, "\r\n")
-			switch {
-			case l == markReady && !readyOnce:
-				readyOnce = true
-				close(ready)
-			case strings.HasPrefix(l, markSHA+" "):
-				res.sum = strings.TrimPrefix(l, markSHA+" ")
-			case strings.HasPrefix(l, markErr):
-				res.errLine = l
-			}
-			if err != nil {
-				lines <- res
-				return
-			}
-		}
-	}()
 
 	var (
 		sendErr error
 		sum     string
 	)
 	select {
-	case <-ready:
+	case <-ns.ready:
 		r, err := src.open()
 		if err != nil {
 			s.Terminate(context.WithoutCancel(ctx))
@@ -220,37 +265,34 @@ func upload(ctx context.Context, opts *CpOptions, clients session.Clients, id st
 		r.Close()
 		prog.finish()
 		if sendErr == nil && n != src.size {
-			sendErr = fmt.Errorf("%s changed while it was copied (%d bytes, not %d)", opts.Local, n, src.size)
+			sendErr = changedError(opts, n, src.size)
 		}
 		if sendErr == nil {
 			sum = hex.EncodeToString(h.Sum(nil))
 			_, sendErr = io.WriteString(rw, sum) // the node compares it with its own
 		}
-	case res := <-lines:
-		lines <- res
+	case res := <-ns.res:
+		ns.res <- res
 	case <-ctx.Done():
 		s.Terminate(context.WithoutCancel(ctx))
 		return ctx.Err()
 	}
-	var res result
+	var res scriptResult
 	select {
-	case res = <-lines:
+	case res = <-ns.res:
 	case <-ctx.Done():
 		s.Terminate(context.WithoutCancel(ctx))
 		return ctx.Err()
 	}
-	switch {
-	case res.errLine != "":
-		return remoteError(id, res.errLine)
-	case sendErr != nil:
-		return fmt.Errorf("sending %s: %w", opts.Local, sendErr)
-	case res.sum == "":
-		if err := s.Err(); err != nil {
-			return fmt.Errorf("%s:%s: the copy ended early: %w", id, opts.Remote, err)
-		}
-		return fmt.Errorf("%s:%s: the copy ended early (no checksum from the node)", id, opts.Remote)
-	case res.sum != sum:
+	if err := ns.check(opts, id, res, sendErr, res.sum != ""); err != nil {
+		return err
+	}
+	if res.sum != sum {
 		return fmt.Errorf("%s:%s: SHA-256 mismatch: sent %s, the node read %s", id, opts.Remote, sum, res.sum)
 	}
 	return nil
+}
+
+func changedError(opts *CpOptions, n, size int64) error {
+	return fmt.Errorf("%s changed while it was copied (%d bytes, not %d)", opts.Local, n, size)
 }
