@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -715,4 +716,45 @@ func TestInvalidDocumentFails(t *testing.T) {
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// TestSessionEndsWithInputInFlight: a command that reads no input from its raw terminal (as
+// cp's upload script sets it) while the client keeps sending (an upload cut off mid-way) fills
+// the pty; when the service ends the session the agent
+// still finishes it and closes cleanly. Before, its write into the full pty blocked for good and
+// Agent.Close never returned.
+func TestSessionEndsWithInputInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFakeMGS(t)
+	a := startAgent(t, f, nil)
+	sid := "alice-0a1b2c3d4e5f60099"
+	doc := docWith(ssmdoc.SessionTypeInteractiveCommands, `{"linux":{"commands":"stty raw -echo; echo ready; exec sleep 60"}}`)
+	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{})
+	out.waitFor(t, "ready", 10*time.Second)
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		for i := 0; i < 64; i++ { // 2 MiB: far more than a pty holds
+			if _, err := ch.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	// Wait until the agent is stuck: the pty is full, its receive buffer too, so the client's
+	// unacknowledged bytes pile up.
+	deadline := time.Now().Add(20 * time.Second)
+	for ch.Stats().UnackedBytes < 512<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent kept taking input: %+v", ch.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.closeSession(sid)
+	f.waitTaskComplete(t, 20*time.Second)
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Agent.Close did not return: a session goroutine is stuck")
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/creack/pty"
 	"github.com/ssmkit/ssmkit/pkg/protocol/datachannel"
 	"github.com/ssmkit/ssmkit/pkg/protocol/wire"
 )
@@ -63,7 +62,7 @@ func (p *shellPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo) 
 	cmd.SysProcAttr = sysProcAttr(ru)
 	// No size yet: like the real agent (pty.Start), the terminal is 0×0
 	// until the client's first Size message.
-	ptmx, err := pty.Start(cmd)
+	ptmx, err := startPTY(cmd)
 	if err != nil {
 		return s.failShell(ch, fmt.Errorf("starting %s: %w", cmd.Path, err), false)
 	}
@@ -86,7 +85,7 @@ func (p *shellPlugin) serve(ch *datachannel.Channel, _ datachannel.SessionInfo) 
 			return nil
 		}
 		// §7.2: cols and rows are truncated to uint16.
-		_ = pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(sz.Cols), Rows: uint16(sz.Rows)})
+		_ = setPTYSize(ptmx, uint16(sz.Cols), uint16(sz.Rows))
 		return nil
 	})
 
