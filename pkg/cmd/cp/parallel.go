@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -91,10 +92,17 @@ func uploadParallel(ctx context.Context, opts *CpOptions, clients session.Client
 		sum = hex.EncodeToString(h.Sum(nil))
 		return nil
 	})
+	// Sessions start one after another (each once the previous one is ready or has failed),
+	// then move their bytes side by side: the official agent refuses a burst of session starts
+	// (ProcessorBufferFull in its log), which failed a 4-part upload to a freshly started agent.
+	prev := make(chan struct{})
+	close(prev)
 	for i, p := range splitParts(src.size, k) {
 		script := partScript(opts.Remote, src.name, token, p.off, p.n)
 		r := io.NewSectionReader(f, p.off, p.n)
-		g.Go(func() error { return sendPart(gctx, opts, clients, id, i, script, r, p.n, prog) })
+		after, started := prev, make(chan struct{})
+		prev = started
+		g.Go(func() error { return sendPart(gctx, opts, clients, id, i, script, r, p.n, prog, after, started) })
 	}
 	err = g.Wait()
 	prog.finish()
@@ -114,7 +122,16 @@ func uploadParallel(ctx context.Context, opts *CpOptions, clients session.Client
 // sendPart sends one range r of n bytes through its own session. Its
 // session ends with ctx (another part failed); it returns once the
 // session's output ended, so that cleaning up comes after it.
-func sendPart(ctx context.Context, opts *CpOptions, clients session.Clients, id string, i int, script string, r io.Reader, n int64, prog *progress) error {
+func sendPart(ctx context.Context, opts *CpOptions, clients session.Clients, id string, i int, script string, r io.Reader, n int64, prog *progress,
+	after <-chan struct{}, started chan<- struct{}) error {
+	var once sync.Once
+	startedNow := func() { once.Do(func() { close(started) }) }
+	defer startedNow()
+	select {
+	case <-after:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	ns, err := startScript(ctx, opts, clients, id, script)
 	if err != nil {
 		return err
@@ -125,6 +142,7 @@ func sendPart(ctx context.Context, opts *CpOptions, clients session.Clients, id 
 	var sendErr error
 	select {
 	case <-ns.ready:
+		startedNow() // the next part may start its session (any other way out returns: the defer)
 		if partReady != nil {
 			partReady(i, ns.s)
 		}
