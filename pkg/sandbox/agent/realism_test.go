@@ -56,6 +56,7 @@ func TestOutputBytesAreExact(t *testing.T) {
 	doc := docWith(ssmdoc.SessionTypeInteractiveCommands, `{"linux":{"commands":"printf 'end\\377\\376\\342\\202'","runAsElevated":false}}`)
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{})
 	waitClosed(t, ch)
+	<-out.done // the collector may not have taken the last output yet when the channel closes
 	if got := out.String(); !strings.HasSuffix(got, "end\xff\xfe\xe2\x82") {
 		t.Errorf("output %q, want it to end with the 4 raw bytes", got)
 	}
