@@ -2,7 +2,6 @@ package e2ebench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,11 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 // forwarder is one running port forward: `ssmkit forward` or the AWS CLI
@@ -47,37 +47,19 @@ func parseStats(log string) *channelStats {
 	return &channelStats{Sent: n(1), Resent: n(2), Received: n(3), Duplicates: n(4)}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // ssmkitForward is `ssmkit forward <target> 0:<port> --json --debug`.
 type ssmkitForward struct {
 	cmd    *exec.Cmd
 	local  string
 	start  time.Time
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 }
 
 func startSSMKitForward(ctx context.Context, bin string, env []string, target string, port int) (*ssmkitForward, error) {
 	cmd := exec.Command(bin, "forward", target, "0:"+strconv.Itoa(port), "--json", "--debug")
 	cmd.Env = env
-	f := &ssmkitForward{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	f := &ssmkitForward{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = f.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -149,7 +131,7 @@ type pluginForward struct {
 	local  string
 	plugin int // the plugin's pid
 	start  time.Time
-	output *syncBuffer
+	output *testutil.SyncBuffer
 	done   chan struct{}
 }
 
@@ -161,7 +143,7 @@ func startPluginForward(ctx context.Context, env []string, target string, port, 
 	cmd := exec.Command("aws", "ssm", "start-session", "--target", target,
 		"--document-name", "AWS-StartPortForwardingSession", "--parameters", params)
 	cmd.Env = env
-	f := &pluginForward{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{}),
+	f := &pluginForward{cmd: cmd, output: &testutil.SyncBuffer{}, done: make(chan struct{}),
 		local: "127.0.0.1:" + strconv.Itoa(localPort)}
 	f.start = time.Now()
 	// The plugin gives up when its standard input is at end of file.
@@ -228,7 +210,7 @@ func (f *pluginForward) stop() (usage, *channelStats, error) {
 // timeCommand runs cmd and returns the time from start to exit. A pty is
 // its terminal when tty is set (the plugin insists on one).
 func timeCommand(cmd *exec.Cmd, tty bool) (time.Duration, string, error) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	start := time.Now()
 	if tty {
 		f, err := pty.Start(cmd)
