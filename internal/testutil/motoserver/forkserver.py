@@ -88,7 +88,7 @@ signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kern
 print("moto fork server ready on " + path, file=sys.stderr, flush=True)
 
 
-def serve(conn):
+def serve(conn, tcp):
     listener.close()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     import random
@@ -101,11 +101,11 @@ def serve(conn):
     random.seed()
     mock_random.seed()
     try:
-        server = make_server("127.0.0.1", 0, APP, threaded=True)
+        server = make_server("127.0.0.1", tcp.getsockname()[1], APP, threaded=True, fd=tcp.fileno())
     except Exception as e:  # noqa: BLE001
         conn.sendall(("error: %s\n" % e).encode())
         os._exit(1)
-    os.environ["MOTO_PORT"] = str(server.server_port)
+    os.environ["MOTO_PORT"] = str(server.port)
 
     def watch():
         try:
@@ -115,15 +115,23 @@ def serve(conn):
             os._exit(0)
 
     threading.Thread(target=watch, daemon=True).start()
-    conn.sendall(("%d %d\n" % (os.getpid(), server.server_port)).encode())
+    conn.sendall(("%d %d\n" % (os.getpid(), server.port)).encode())
     server.serve_forever()
 
 
 while True:
     conn, _ = listener.accept()
+    # The child's TCP socket is bound and listening before the fork, here, where nothing runs
+    # concurrently: children that bound port 0 themselves (werkzeug sets SO_REUSEADDR) could,
+    # between one's bind and its listen, be handed the same port, and two sandboxes then talked
+    # to each other's moto (EntityAlreadyExists, RouteAlreadyExists at sandbox start).
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(128)
     if os.fork() == 0:
         try:
-            serve(conn)
+            serve(conn, tcp)
         finally:
             os._exit(1)
     conn.close()
+    tcp.close()
