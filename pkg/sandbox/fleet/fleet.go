@@ -162,7 +162,7 @@ func EnsureNetwork(ctx context.Context, api EC2API, region string) (Network, err
 		}
 		if sub.public {
 			if _, err := api.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: rt.RouteTable.RouteTableId,
-				DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: igw.InternetGateway.InternetGatewayId}); err != nil {
+				DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: igw.InternetGateway.InternetGatewayId}); err != nil && !hasCode(err, "RouteAlreadyExists") {
 				return n, fmt.Errorf("adding the default route: %w", err)
 			}
 		}
@@ -225,12 +225,20 @@ func describeNetwork(ctx context.Context, api EC2API, vpcID string) (Network, er
 	return n, err
 }
 
+// hasCode reports whether err is the AWS error code. The sandbox's set-up creates each resource
+// once, in a fresh account, so "already exists" answers a create whose first answer was lost and
+// that the SDK retried (seen at sandbox start when many sandboxes started at once): the resource
+// is there, as asked.
+func hasCode(err error, code string) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == code
+}
+
 // attachedTo reports whether err is AttachInternetGateway's Resource.AlreadyAssociated for a
 // gateway that is in fact attached to vpcID: what an SDK retry of a call whose first answer was
 // lost gets. The attachment is then done, as asked.
 func attachedTo(ctx context.Context, api EC2API, err error, igwID, vpcID string) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) || ae.ErrorCode() != "Resource.AlreadyAssociated" {
+	if !hasCode(err, "Resource.AlreadyAssociated") {
 		return false
 	}
 	out, derr := api.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{InternetGatewayIds: []string{igwID}})
@@ -254,7 +262,7 @@ func ensureRole(ctx context.Context, api IAMAPI, name, trust, description string
 			return fmt.Errorf("looking up role %s: %w", name, err)
 		}
 		if _, err := api.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(name),
-			AssumeRolePolicyDocument: aws.String(trust), Description: aws.String(description)}); err != nil {
+			AssumeRolePolicyDocument: aws.String(trust), Description: aws.String(description)}); err != nil && !hasCode(err, "EntityAlreadyExists") {
 			return fmt.Errorf("creating role %s: %w", name, err)
 		}
 		if _, err := api.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(CorePolicyARN)}); err != nil {
@@ -286,14 +294,22 @@ func EnsureInstanceProfile(ctx context.Context, api IAMAPI) (string, error) {
 	if !errors.As(err, &nf) {
 		return "", fmt.Errorf("looking up instance profile %s: %w", ProfileName, err)
 	}
-	created, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(ProfileName)})
-	if err != nil {
+	if _, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(ProfileName)}); err != nil &&
+		!hasCode(err, "EntityAlreadyExists") {
 		return "", fmt.Errorf("creating instance profile %s: %w", ProfileName, err)
 	}
-	if _, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(ProfileName), RoleName: aws.String(RoleName)}); err != nil {
+	if _, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(ProfileName), RoleName: aws.String(RoleName)}); err != nil &&
+		!hasCode(err, "LimitExceeded") { // the profile already has its one role
 		return "", fmt.Errorf("adding %s to %s: %w", RoleName, ProfileName, err)
 	}
-	return aws.ToString(created.InstanceProfile.Arn), nil
+	prof, err = api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(ProfileName)})
+	if err != nil {
+		return "", fmt.Errorf("looking up instance profile %s: %w", ProfileName, err)
+	}
+	if len(prof.InstanceProfile.Roles) != 1 || aws.ToString(prof.InstanceProfile.Roles[0].RoleName) != RoleName {
+		return "", fmt.Errorf("instance profile %s does not hold role %s", ProfileName, RoleName)
+	}
+	return aws.ToString(prof.InstanceProfile.Arn), nil
 }
 
 // Launch starts one EC2 instance per spec in the sandbox network.

@@ -112,3 +112,54 @@ func TestEnsureNetworkAfterLostAttachAnswer(t *testing.T) {
 		t.Fatalf("gateway attached to %s taken as attached to %s: %v", n.VpcID, aws.ToString(other.Vpc.VpcId), err)
 	}
 }
+
+// lostIAMAnswers carries out each create but answers as an SDK retry after a lost answer does:
+// the second attempt gets EntityAlreadyExists / LimitExceeded.
+type lostIAMAnswers struct {
+	*iam.Client
+}
+
+func (l lostIAMAnswers) CreateRole(ctx context.Context, in *iam.CreateRoleInput, opts ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
+	if _, err := l.Client.CreateRole(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return l.Client.CreateRole(ctx, in, opts...)
+}
+
+func (l lostIAMAnswers) CreateInstanceProfile(ctx context.Context, in *iam.CreateInstanceProfileInput, opts ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error) {
+	if _, err := l.Client.CreateInstanceProfile(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return l.Client.CreateInstanceProfile(ctx, in, opts...)
+}
+
+func (l lostIAMAnswers) AddRoleToInstanceProfile(ctx context.Context, in *iam.AddRoleToInstanceProfileInput, opts ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error) {
+	if _, err := l.Client.AddRoleToInstanceProfile(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return l.Client.AddRoleToInstanceProfile(ctx, in, opts...)
+}
+
+// TestEnsureInstanceProfileAfterLostAnswers: the profile is set up, holding its role with the
+// core policy, when every create was retried after a lost answer.
+func TestEnsureInstanceProfileAfterLostAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs moto")
+	}
+	url := motoserver.Private(t)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	iamc := iam.NewFromConfig(cfg)
+	ctx := context.Background()
+	arn, err := EnsureInstanceProfile(ctx, lostIAMAnswers{iamc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := iamc.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(ProfileName)})
+	if err != nil || aws.ToString(prof.InstanceProfile.Arn) != arn || len(prof.InstanceProfile.Roles) != 1 {
+		t.Fatalf("profile %+v %v (returned %s)", prof, err, arn)
+	}
+	pol, err := iamc.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(RoleName)})
+	if err != nil || len(pol.AttachedPolicies) != 1 || aws.ToString(pol.AttachedPolicies[0].PolicyArn) != CorePolicyARN {
+		t.Fatalf("role policies %+v %v", pol, err)
+	}
+}
