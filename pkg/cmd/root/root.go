@@ -6,6 +6,7 @@ package root
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -74,20 +75,27 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	})
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(cmdutil.OutputFormats, cobra.ShellCompDirectiveNoFileComp))
 
-	// Commands.
+	// Commands. Those that move a session's bytes run with a lower GC goal
+	// (memory.go).
 	cmd.AddCommand(versionCmd.NewCmdVersion(f, nil))
-	cmd.AddCommand(startCmd.NewCmdStart(f, nil))
-	cmd.AddCommand(execCmd.NewCmdExec(f, nil))
-	cmd.AddCommand(forwardCmd.NewCmdForward(f, nil))
-	cmd.AddCommand(sshCmd.NewCmdSSH(f, nil))
-	cmd.AddCommand(cpCmd.NewCmdCp(f, nil))
+	sessions := []*cobra.Command{
+		startCmd.NewCmdStart(f, nil),
+		execCmd.NewCmdExec(f, nil),
+		forwardCmd.NewCmdForward(f, nil),
+		sshCmd.NewCmdSSH(f, nil),
+		cpCmd.NewCmdCp(f, nil),
+		pluginCmd.NewCmdPlugin(f, nil),
+	}
+	for _, c := range sessions {
+		withSessionMemory(c, os.Getenv)
+		cmd.AddCommand(c)
+	}
 	cmd.AddCommand(doctorCmd.NewCmdDoctor(f, nil))
 	cmd.AddCommand(sandboxCmd.NewCmdSandbox(f))
 	cmd.AddCommand(prefsCmd.NewCmdPrefs(f))
 	cmd.AddCommand(sessionsCmd.NewCmdSessions(f))
 	cmd.AddCommand(logsCmd.NewCmdLogs(f, nil))
 	cmd.AddCommand(lsCmd.NewCmdLs(f, nil))
-	cmd.AddCommand(pluginCmd.NewCmdPlugin(f, nil))
 
 	return cmd
 }
