@@ -192,7 +192,10 @@ func (f *forwarder) proxyMux(mux *smux.Session, conn net.Conn) {
 		// still arrive.
 		_ = stream.CloseWrite()
 	}()
-	_, _ = portmux.Copy(conn, stream, portmux.FrameSize(f.s.ch))
+	// smux hands over one frame per Read, so a copy buffer would hold one
+	// frame at a time and copy every byte once more: WriteTo writes each
+	// received frame to conn straight from smux's buffer (issue 12).
+	_, _ = stream.WriteTo(conn)
 	// The remote side is done: nothing more can be delivered.
 	_ = conn.Close()
 	_ = stream.Close()
