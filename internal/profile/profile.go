@@ -43,6 +43,13 @@ func Start(getenv func(string) string, errOut io.Writer) (stop func()) {
 		}
 	}
 	memPath := getenv(EnvMem)
+	if memPath == "" {
+		// Nothing will read a heap profile: stop sampling allocations. The
+		// runtime samples one every 512 KiB allocated into a 1.4 MB hash
+		// table of stacks and keeps a record per stack for the life of the
+		// process, resident memory no command needs (issue 12).
+		runtime.MemProfileRate = 0
+	}
 	return func() {
 		if cpu != nil {
 			pprof.StopCPUProfile()

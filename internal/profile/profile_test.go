@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"testing"
 )
@@ -31,12 +32,40 @@ func TestStartWritesProfiles(t *testing.T) {
 }
 
 func TestStartWithoutEnvDoesNothing(t *testing.T) {
+	keepMemProfileRate(t)
 	var errOut bytes.Buffer
 	stop := Start(func(string) string { return "" }, &errOut)
 	stop()
 	if errOut.Len() != 0 {
 		t.Errorf("warnings: %s", errOut.String())
 	}
+	if runtime.MemProfileRate != 0 {
+		t.Errorf("MemProfileRate = %d without %s, want 0 (no allocation sampling)", runtime.MemProfileRate, EnvMem)
+	}
+}
+
+// The heap profile asked for samples allocations at the runtime's rate.
+func TestStartKeepsSamplingForTheHeapProfile(t *testing.T) {
+	keepMemProfileRate(t)
+	path := filepath.Join(t.TempDir(), "mem.pprof")
+	stop := Start(func(k string) string {
+		if k == EnvMem {
+			return path
+		}
+		return ""
+	}, &bytes.Buffer{})
+	if runtime.MemProfileRate != 512<<10 {
+		t.Errorf("MemProfileRate = %d with %s set, want the runtime's default", runtime.MemProfileRate, EnvMem)
+	}
+	stop()
+}
+
+// keepMemProfileRate sets the runtime's default sampling rate for t and
+// restores the previous one afterwards.
+func keepMemProfileRate(t *testing.T) {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 512 << 10
+	t.Cleanup(func() { runtime.MemProfileRate = old })
 }
 
 // A path that cannot be created is a warning, never a failure.
