@@ -2,6 +2,7 @@ package transport
 
 import (
 	crand "crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	mrand "math/rand/v2"
@@ -129,10 +130,12 @@ func (w *frameWriter) writeJoined(op byte, bs [][]byte) error {
 			// pieces of the buffer's size.
 			for off := 0; off < len(b); {
 				k := min(cap(buf)-len(buf), len(b)-off)
-				start := len(buf)
-				buf = append(buf, b[off:off+k]...)
 				if mask != nil {
-					maskBytes(buf[start:], *mask, off)
+					start := len(buf)
+					buf = buf[:start+k]
+					maskCopy(buf[start:], b[off:off+k], *mask, off)
+				} else {
+					buf = append(buf, b[off:off+k]...)
 				}
 				off += k
 				if _, err := w.conn.Write(buf); err != nil {
@@ -142,10 +145,12 @@ func (w *frameWriter) writeJoined(op byte, bs [][]byte) error {
 			}
 			continue
 		}
-		start := len(buf)
-		buf = append(buf, b...)
 		if mask != nil {
-			maskBytes(buf[start:], *mask, 0)
+			start := len(buf)
+			buf = buf[:start+len(b)]
+			maskCopy(buf[start:], b, *mask, 0)
+		} else {
+			buf = append(buf, b...)
 		}
 	}
 	if len(buf) > 0 {
@@ -194,20 +199,23 @@ func appendHeader(dst []byte, op byte, n int, mask *[4]byte) []byte {
 	return dst
 }
 
-// maskBytes XORs b with the masking key, b starting at payload offset pos
-// (RFC 6455 §5.3), eight bytes at a time.
-func maskBytes(b []byte, key [4]byte, pos int) {
-	var k [4]byte
-	for i := range k {
-		k[i] = key[(pos+i)&3]
+// maskPatternLen is the length of the repeated masking key maskCopy XORs
+// with: a multiple of 4, so that the key stays in phase from one piece to
+// the next.
+const maskPatternLen = 512
+
+// maskCopy writes src XORed with the masking key to dst (RFC 6455 §5.3),
+// src starting at payload offset pos. dst and src are the same length and
+// overlap exactly or not at all. Copying and masking are one pass of
+// crypto/subtle.XORBytes (vector instructions where the CPU has them),
+// several times faster than a loop over words.
+func maskCopy(dst, src []byte, key [4]byte, pos int) {
+	var pat [maskPatternLen]byte
+	for i := range pat {
+		pat[i] = key[(pos+i)&3]
 	}
-	k32 := uint64(binary.LittleEndian.Uint32(k[:]))
-	k64 := k32 | k32<<32
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k64)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= k[i&3]
+	for len(src) > 0 {
+		n := subtle.XORBytes(dst, src, pat[:min(len(src), len(pat))])
+		dst, src = dst[n:], src[n:]
 	}
 }

@@ -9,22 +9,35 @@ import (
 	"testing"
 )
 
-// TestMaskBytes compares the word-at-a-time masking with RFC 6455's
-// definition, for every length up to a few words and every start offset.
-func TestMaskBytes(t *testing.T) {
+// TestMaskCopy compares the vectorised masking with RFC 6455's definition,
+// in place and into another buffer, for every length up to a few words,
+// lengths around the repeated pattern's, and every start offset.
+func TestMaskCopy(t *testing.T) {
 	t.Parallel()
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	src := make([]byte, 67)
+	src := make([]byte, 3*maskPatternLen+7)
 	for i := range src {
 		src[i] = byte(i * 7)
 	}
-	for n := 0; n <= len(src); n++ {
-		for pos := 0; pos < 4; pos++ {
-			got := append([]byte(nil), src[:n]...)
-			maskBytes(got, key, pos)
+	var lengths []int
+	for n := 0; n <= 67; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, base := range []int{maskPatternLen, 2 * maskPatternLen, 3 * maskPatternLen} {
+		for d := -5; d <= 7; d++ {
+			lengths = append(lengths, base+d)
+		}
+	}
+	for _, n := range lengths {
+		for pos := 0; pos < 8; pos++ {
+			inPlace := append([]byte(nil), src[:n]...)
+			maskCopy(inPlace, inPlace, key, pos)
+			copied := make([]byte, n)
+			maskCopy(copied, src[:n], key, pos)
 			for i := range n {
-				if want := src[i] ^ key[(pos+i)%4]; got[i] != want {
-					t.Fatalf("n=%d pos=%d: byte %d = %#x, want %#x", n, pos, i, got[i], want)
+				want := src[i] ^ key[(pos+i)%4]
+				if inPlace[i] != want || copied[i] != want {
+					t.Fatalf("n=%d pos=%d: byte %d = %#x in place, %#x copied, want %#x", n, pos, i, inPlace[i], copied[i], want)
 				}
 			}
 		}
@@ -123,4 +136,16 @@ func pair(t *testing.T, opts ConnOptions) (client, server *Conn) {
 	s := <-accepted
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c, s
+}
+
+// BenchmarkMaskCopy is the client's per-byte cost of masking a 32 KiB
+// message while copying it into the write buffer.
+func BenchmarkMaskCopy(b *testing.B) {
+	src := make([]byte, 32<<10)
+	dst := make([]byte, len(src))
+	key := [4]byte{1, 2, 3, 4}
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		maskCopy(dst, src, key, 0)
+	}
 }
