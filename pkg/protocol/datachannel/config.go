@@ -127,9 +127,10 @@ type Config struct {
 	SendWindowBytes int
 	// ReceiveBuffer bounds in-order bytes waiting for Read (default 1 MiB):
 	// past it messages are still taken but acknowledged only as Read makes
-	// room, so the sender's window holds the sender back; past twice it
-	// they are left unacknowledged (§4.8). A reader that keeps up never
-	// gets near it; one that does not should not make the process grow.
+	// room, so the sender's window holds the sender back; past it plus
+	// SendWindowBytes (a peer's window, if configured like this end) they
+	// are left unacknowledged (§4.8). A reader that keeps up never gets
+	// near it; one that does not should not make the process grow.
 	ReceiveBuffer int
 	// ReorderBuffer bounds out-of-order messages held (default 10 000 for
 	// the client and 100 000 for the agent, as upstream).

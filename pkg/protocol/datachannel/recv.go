@@ -203,12 +203,14 @@ func (c *Channel) process(ent *inEntry) (processResult, error) {
 		}
 		// Past ReceiveBuffer the message is still taken, but its
 		// acknowledgement waits until Read makes room: the sender's window
-		// then fills and holds it back, with no retransmission. Past twice
-		// ReceiveBuffer (a sender with a larger window) it is left
-		// unacknowledged and comes again (§4.8).
+		// then fills and holds it back, with no retransmission. Past
+		// ReceiveBuffer plus a window as large as this end's own (what a
+		// peer configured alike can have in flight) the message is left
+		// unacknowledged and comes again (§4.8); so is every one behind
+		// it, which is why the bound is not lower.
 		res := processed
 		if c.buffered > 0 && c.buffered+len(payload) > c.cfg.ReceiveBuffer {
-			if c.buffered+len(payload) > 2*c.cfg.ReceiveBuffer {
+			if c.buffered+len(payload) > c.receiveLimit() {
 				return notReady, nil
 			}
 			res = processedLate
@@ -249,6 +251,11 @@ func (c *Channel) process(ent *inEntry) (processResult, error) {
 	}
 	return processed, nil // unknown payload types are ignored
 }
+
+// receiveLimit is the most Output bytes held for Read: ReceiveBuffer, plus
+// the late-acknowledged messages a sender with a window like this end's
+// own can have sent past it.
+func (c *Channel) receiveLimit() int { return c.cfg.ReceiveBuffer + c.cfg.SendWindowBytes }
 
 // Read reads application Output bytes in order. It returns io.EOF once the
 // channel has ended and everything received was read.
