@@ -193,9 +193,9 @@ func (f *forwarder) proxyMux(mux *smux.Session, conn net.Conn) {
 		_ = stream.CloseWrite()
 	}()
 	// smux hands over one frame per Read, so a copy buffer would hold one
-	// frame at a time and copy every byte once more: WriteTo writes each
+	// frame at a time and copy every byte once more: CopyOut writes each
 	// received frame to conn straight from smux's buffer (issue 12).
-	_, _ = stream.WriteTo(conn)
+	_, _ = portmux.CopyOut(conn, stream)
 	// The remote side is done: nothing more can be delivered.
 	_ = conn.Close()
 	_ = stream.Close()

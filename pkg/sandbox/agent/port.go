@@ -220,7 +220,7 @@ func (p *portPlugin) serveStream(ctx context.Context, ch *datachannel.Channel, s
 	clientDone := make(chan struct{})
 	go func() {
 		defer close(clientDone)
-		_, _ = portmux.Copy(conn, st, portmux.FrameSize(ch))
+		_, _ = portmux.CopyOut(conn, st)
 		// The client finished sending: pass the half-close on and keep
 		// returning the destination's answer.
 		if tc, ok := conn.(*net.TCPConn); ok {
