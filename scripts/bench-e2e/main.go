@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU and heap profiles of the clients, the relay and the agent here")
 	flag.BoolVar(&cfg.OfficialOnly, "official-only", false, "measure the official agent's rows only (needs -peers and root)")
 	flag.StringVar(&cfg.WorkDir, "work-dir", "", "keep the sandboxes' state and logs here (default: a temporary folder)")
+	flag.IntVar(&cfg.PeerProcs, "peer-procs", 1, "GOMAXPROCS of the relay and the emulated agent, which run on other machines in production (0: all cores)")
 	flag.Parse()
 	var err error
 	if cfg.Size, err = e2ebench.ParseSize(size); err != nil {
