@@ -383,15 +383,17 @@ func (b *bench) recordResends(path string, m measure) {
 	b.fig(dups).add(path, float64(m.stats.Duplicates)/mib)
 }
 
-// rawTransfers measures raw loopback TCP to the traffic server.
-func (b *bench) rawTransfers() error {
+// rawTransfers measures transfers to the traffic server over plain TCP at
+// addr — the server itself (raw loopback) or the relay chain in front of
+// it — and files them under path.
+func (b *bench) rawTransfers(addr, path string) error {
 	for _, down := range []bool{true, false} {
 		for _, conns := range []int{1, b.cfg.Conns} {
 			one := func(n int64) (time.Duration, error) {
 				if down {
-					return download(b.srv.addr(), b.pat, n)
+					return download(addr, b.pat, n)
 				}
-				return upload(b.srv.addr(), b.pat, n)
+				return upload(addr, b.pat, n)
 			}
 			var el time.Duration
 			var err error
@@ -401,11 +403,11 @@ func (b *bench) rawTransfers() error {
 				el, err = parallel(conns, b.cfg.Size, one)
 			}
 			if err != nil {
-				return fmt.Errorf("raw loopback: %w", err)
+				return fmt.Errorf("%s: %w", path, err)
 			}
 			moved := b.cfg.Size / int64(conns) * int64(conns)
 			name := map[[2]bool]string{{true, true}: figDown1, {false, true}: figUp1, {true, false}: figDownN, {false, false}: figUpN}[[2]bool{down, conns == 1}]
-			b.fig(name).add(pathRaw, mbps(moved, el))
+			b.fig(name).add(path, mbps(moved, el))
 		}
 	}
 	return nil
@@ -447,6 +449,11 @@ func (b *bench) emulated(ctx context.Context) error {
 	defer ag.stop()
 	env := append(os.Environ(), sb.env...)
 	port := b.srv.port()
+	chain, err := startRelayChain(ctx, b.srv.addr(), b.peerEnv())
+	if err != nil {
+		return err
+	}
+	defer chain.stop()
 
 	ssmkitStart := func(name string) func() (forwarder, error) {
 		return func() (forwarder, error) {
@@ -462,7 +469,14 @@ func (b *bench) emulated(ctx context.Context) error {
 	}
 	for run := 1; run <= b.cfg.Runs; run++ {
 		b.logf("run %d of %d: raw loopback", run, b.cfg.Runs)
-		if err := b.rawTransfers(); err != nil {
+		if err := b.rawTransfers(b.srv.addr(), pathRaw); err != nil {
+			return err
+		}
+		b.logf("run %d: TCP relay chain", run)
+		if err := b.rawTransfers(chain.front, pathChain); err != nil {
+			return err
+		}
+		if err := b.echoFigures(pathChain, chain.front); err != nil {
 			return err
 		}
 		if err := b.echoFigures(pathRaw, b.srv.addr()); err != nil {

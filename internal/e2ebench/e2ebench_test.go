@@ -2,12 +2,67 @@ package e2ebench
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary be an emulated agent child or a relay
+// child of the relay chain, as the bench-e2e binary is.
+func TestMain(m *testing.M) {
+	if len(os.Args) == 4 && os.Args[1] == AgentArg {
+		if err := RunAgentChild(context.Background(), os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if len(os.Args) == 3 && os.Args[1] == RelayArg {
+		if err := RunRelayChild(context.Background(), os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRelayChain: the three relay processes pass every byte both ways:
+// downloads, uploads (whose digest comes back) and echoes work through the
+// chain.
+func TestRelayChain(t *testing.T) {
+	pat := newPattern(4)
+	srv, err := startServer(pat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	ch, err := startRelayChain(t.Context(), srv.addr(), []string{"GOMAXPROCS=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.stop()
+	if len(ch.procs) != chainLen || ch.front == srv.addr() {
+		t.Fatalf("%d relays in front of the server at %s, want %d", len(ch.procs), ch.front, chainLen)
+	}
+	if _, err := download(ch.front, pat, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upload(ch.front, pat, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parallel(4, 4<<20, func(n int64) (time.Duration, error) { return upload(ch.front, pat, n) }); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := echo(ch.front, 20, 2); err != nil || len(ds) != 20 {
+		t.Fatalf("echo: %d round trips, %v", len(ds), err)
+	}
+}
 
 func TestParseStatCPU(t *testing.T) {
 	// The command name may hold spaces and parentheses.

@@ -12,13 +12,14 @@ import (
 // Path names, the columns of the table.
 const (
 	pathRaw      = "raw TCP"
+	pathChain    = "relay chain"
 	pathSSMKit   = "ssmkit"
 	pathPlugin   = "plugin"
 	pathOfficial = "ssmkit→official agent"
 	pathPluginOA = "plugin→official agent"
 )
 
-var columns = []string{pathRaw, pathSSMKit, pathPlugin, pathOfficial, pathPluginOA}
+var columns = []string{pathRaw, pathChain, pathSSMKit, pathPlugin, pathOfficial, pathPluginOA}
 
 // target is a goal for one figure of one path.
 type target struct {

@@ -21,6 +21,13 @@ func main() {
 	if len(os.Args) == 4 && os.Args[1] == e2ebench.AgentArg {
 		os.Exit(agentChild(os.Args[2], os.Args[3]))
 	}
+	if len(os.Args) == 3 && os.Args[1] == e2ebench.RelayArg {
+		if err := e2ebench.RunRelayChild(context.Background(), os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e relay:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	var cfg e2ebench.Config
 	var size, paced string
 	flag.StringVar(&cfg.SSMKit, "ssmkit", "bin/ssmkit", "the ssmkit binary to measure")
