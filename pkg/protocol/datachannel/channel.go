@@ -90,11 +90,16 @@ type Channel struct {
 	// All writes go through writeLoop so that the receive path never
 	// blocks on the network: a receive loop stuck writing an ack while its
 	// peer is stuck the same way would deadlock both ends.
-	ctrlQ   chan []byte  // acknowledgements and other control messages, first
-	pending atomic.Int64 // messages queued or being written
-	wmu     sync.Mutex   // one writer at a time, so data can skip the queue
-	batch   [][]byte     // writeLoop's batch (under wmu)
-	held    []*outEntry  // the entries of the batch's frames (under wmu)
+	ctrlQ chan []byte // acknowledgements and other control messages, first
+	// ctrlFree holds control frames written and free for the next
+	// acknowledgement: one is sent per stream message received, and
+	// allocating each made a GiB download 10–14 MB of garbage.
+	ctrlFree chan []byte
+	pending  atomic.Int64 // messages queued or being written
+	wmu      sync.Mutex   // one writer at a time, so data can skip the queue
+	batch    [][]byte     // writeLoop's batch (under wmu)
+	held     []*outEntry  // the entries of the batch's frames (under wmu)
+	ctrlOut  [][]byte     // the batch's control frames, recycled once written (under wmu)
 
 	idMu  sync.Mutex
 	idRNG *mrand.ChaCha8 // message IDs: unique, not secret
@@ -131,8 +136,9 @@ type Channel struct {
 	reorderN   int // bytes in reorder
 	chunks     []chunk
 	chunkOff   int
-	lateAcks   []lateAck // owed for messages taken beyond ReceiveBuffer, in order
-	buffered   int       // bytes in chunks
+	lateAcks   []lateAck  // owed for messages taken beyond ReceiveBuffer, in order
+	inFree     []*inEntry // delivered entries, reused for the next messages
+	buffered   int        // bytes in chunks
 	eof        bool
 
 	// Handshake.
@@ -199,17 +205,18 @@ func New(conn MessageConn, cfg Config) (*Channel, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Channel{
-		cfg:     cfg,
-		ctx:     ctx,
-		cancel:  cancel,
-		doneCh:  make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		ctrlQ:   make(chan []byte, ctrlQueueLen),
-		dataQ:   make(chan queued, dataQueueLen),
-		reorder: make(map[int64]*inEntry),
-		readyCh: make(chan struct{}),
-		respCh:  make(chan wire.HandshakeResponse, 1),
-		chalCh:  make(chan wire.EncChallenge, 1),
+		cfg:      cfg,
+		ctx:      ctx,
+		cancel:   cancel,
+		doneCh:   make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		ctrlQ:    make(chan []byte, ctrlQueueLen),
+		ctrlFree: make(chan []byte, ctrlFreeLen),
+		dataQ:    make(chan queued, dataQueueLen),
+		reorder:  make(map[int64]*inEntry),
+		readyCh:  make(chan struct{}),
+		respCh:   make(chan wire.HandshakeResponse, 1),
+		chalCh:   make(chan wire.EncChallenge, 1),
 	}
 	var seed [32]byte
 	_, _ = crand.Read(seed[:])
@@ -389,7 +396,7 @@ func (c *Channel) writeLoop() {
 		}
 		c.wmu.Lock()
 		box := c.conn.Load()
-		c.batch, c.held = c.batch[:0], c.held[:0]
+		c.batch, c.held, c.ctrlOut = c.batch[:0], c.held[:0], c.ctrlOut[:0]
 		size, n := 0, 0
 		for q, ok := first, true; ok; {
 			n++
@@ -398,6 +405,9 @@ func (c *Channel) writeLoop() {
 			if q.e == nil || q.gen == box.gen {
 				c.batch = append(c.batch, q.frame)
 				size += len(q.frame)
+			}
+			if q.e == nil {
+				c.ctrlOut = append(c.ctrlOut, q.frame)
 			}
 			c.held = append(c.held, q.e)
 			if len(c.held) == maxBatch || size >= maxBatchBytes {
@@ -432,6 +442,11 @@ func (c *Channel) writeLoop() {
 			c.held[i] = nil
 		}
 		clear(c.batch)
+		// Connections do not keep what they were given to write.
+		for i, f := range c.ctrlOut {
+			c.recycleControl(f)
+			c.ctrlOut[i] = nil
+		}
 		c.wmu.Unlock()
 		if err != nil && !c.closed() {
 			c.logf("write failed: %v", err)
@@ -443,6 +458,10 @@ func (c *Channel) writeLoop() {
 // readLoop receives messages until the channel ends.
 func (c *Channel) readLoop() {
 	defer c.wg.Done()
+	var (
+		recycleConn MessageConn
+		recycle     func([]byte)
+	)
 	for {
 		conn := c.conn.Load().c
 		frame, err := conn.ReadMessage()
@@ -455,9 +474,12 @@ func (c *Channel) readLoop() {
 			}
 			continue
 		}
-		var recycle func([]byte)
-		if r, ok := conn.(recycler); ok {
-			recycle = r.Recycle
+		if conn != recycleConn {
+			// Once per connection: a method value is an allocation.
+			recycleConn, recycle = conn, nil
+			if r, ok := conn.(recycler); ok {
+				recycle = r.Recycle
+			}
 		}
 		c.handleFrame(frame, recycle)
 		if c.closed() {
@@ -609,21 +631,8 @@ func (c *Channel) outgoingType() string {
 
 // sendControl sends a non-stream message (acknowledge, agent_session_state).
 func (c *Channel) sendControl(messageType string, body []byte) {
-	m := wire.Message{
-		MessageType:   messageType,
-		SchemaVersion: wire.SchemaVersion,
-		CreatedDate:   uint64(c.cfg.now().UnixMilli()),
-		Flags:         wire.FlagsAck,
-		MessageID:     c.newID(),
-		PayloadType:   wire.PayloadNone,
-		Payload:       body,
-	}
-	frame, err := wire.Encode(&m)
-	if err != nil {
-		c.logf("encoding %s: %v", messageType, err)
-		return
-	}
-	c.queueControl(frame)
+	frame := append(c.controlBuffer(), make([]byte, wire.FrameHeaderSize)...)
+	c.queueControlFrame(messageType, append(frame, body...))
 }
 
 // sendAck acknowledges a stream message (§3.4.1).
@@ -632,8 +641,55 @@ func (c *Channel) sendAck(m *wire.Message) {
 }
 
 func (c *Channel) sendAckFor(messageType string, id uuid.UUID, seq int64) {
-	body := appendAck(make([]byte, 0, 200), messageType, id, seq)
-	c.sendControl(wire.TypeAcknowledge, body)
+	frame := append(c.controlBuffer(), make([]byte, wire.FrameHeaderSize)...)
+	c.queueControlFrame(wire.TypeAcknowledge, appendAck(frame, messageType, id, seq))
+}
+
+// queueControlFrame writes the header of a control message whose body is
+// frame[wire.FrameHeaderSize:] and queues it.
+func (c *Channel) queueControlFrame(messageType string, frame []byte) {
+	m := wire.Message{
+		MessageType:   messageType,
+		SchemaVersion: wire.SchemaVersion,
+		CreatedDate:   uint64(c.cfg.now().UnixMilli()),
+		Flags:         wire.FlagsAck,
+		MessageID:     c.newID(),
+		PayloadType:   wire.PayloadNone,
+		Payload:       frame[wire.FrameHeaderSize:],
+	}
+	if err := wire.PutHeader(frame, &m); err != nil {
+		c.logf("encoding %s: %v", messageType, err)
+		return
+	}
+	c.queueControl(frame)
+}
+
+// Control frame buffers: an acknowledgement's frame is about 300 bytes.
+const (
+	controlFrameCap = 512
+	ctrlFreeLen     = 256
+)
+
+// controlBuffer returns an empty buffer for a control frame, a recycled
+// one when there is one.
+func (c *Channel) controlBuffer() []byte {
+	select {
+	case b := <-c.ctrlFree:
+		return b[:0]
+	default:
+		return make([]byte, 0, controlFrameCap)
+	}
+}
+
+// recycleControl keeps a written control frame for controlBuffer.
+func (c *Channel) recycleControl(b []byte) {
+	if cap(b) != controlFrameCap {
+		return
+	}
+	select {
+	case c.ctrlFree <- b:
+	default:
+	}
 }
 
 // SendSessionState sends agent_session_state (agent role, §3.4.9).

@@ -24,7 +24,8 @@ import (
 
 // MessageConn carries whole protocol messages. ReadMessage returns the next
 // binary message, which then belongs to the caller; WriteMessage must be
-// safe for concurrent callers.
+// safe for concurrent callers, and must not keep b once it returns (the
+// channel reuses its buffers).
 type MessageConn interface {
 	ReadMessage() ([]byte, error)
 	WriteMessage(b []byte) error

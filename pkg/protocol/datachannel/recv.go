@@ -62,7 +62,7 @@ func (c *Channel) receiveStream(m wire.Message, frame []byte, recycle func([]byt
 			drop() // full: drop without ack; it will be retransmitted
 			return
 		}
-		c.reorder[s] = &inEntry{msg: m, acked: true, size: len(m.Payload), frame: frame, recycle: recycle}
+		c.reorder[s] = c.newInEntry(inEntry{msg: m, acked: true, size: len(m.Payload), frame: frame, recycle: recycle})
 		c.reorderN += len(m.Payload)
 		c.sendAck(&m)
 		return
@@ -75,10 +75,34 @@ func (c *Channel) receiveStream(m wire.Message, frame []byte, recycle func([]byt
 		c.drainLocked()
 		return
 	}
-	c.reorder[s] = &inEntry{msg: m, size: len(m.Payload), frame: frame, recycle: recycle}
+	c.reorder[s] = c.newInEntry(inEntry{msg: m, size: len(m.Payload), frame: frame, recycle: recycle})
 	c.reorderN += len(m.Payload)
 	c.drainLocked()
 }
+
+// newInEntry returns a held message's entry, reusing one of those freed
+// (one per stream message received; inMu is held).
+func (c *Channel) newInEntry(e inEntry) *inEntry {
+	if n := len(c.inFree); n > 0 {
+		p := c.inFree[n-1]
+		c.inFree = c.inFree[:n-1]
+		*p = e
+		return p
+	}
+	return &e
+}
+
+// freeInEntry keeps a delivered message's entry for newInEntry (inMu is
+// held). Nothing refers to it any more.
+func (c *Channel) freeInEntry(e *inEntry) {
+	if len(c.inFree) < maxInFree {
+		*e = inEntry{}
+		c.inFree = append(c.inFree, e)
+	}
+}
+
+// maxInFree bounds the free entries kept.
+const maxInFree = 64
 
 // drainLocked delivers held messages in order while the receiver is ready.
 func (c *Channel) drainLocked() {
@@ -129,6 +153,7 @@ func (c *Channel) drainLocked() {
 		if !ent.kept && ent.recycle != nil {
 			ent.recycle(ent.frame)
 		}
+		c.freeInEntry(ent)
 		c.expected++
 	}
 }
