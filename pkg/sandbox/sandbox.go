@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ssmkit/ssmkit/internal/moto"
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/protocol/encryption"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/agent"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/fleet"
@@ -294,8 +295,10 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		}
 	}()
 
-	// AWS clients for the sandbox's own set-up, through moto directly.
-	s.awsCfg = aws.Config{Region: opts.Region, BaseEndpoint: aws.String(s.motoURL),
+	// AWS clients for the sandbox's own set-up, through moto directly. awsapi.HTTPClient: moto
+	// answers within milliseconds, and without it a loaded machine made the SDK send creates twice
+	// ("already exists" at sandbox start).
+	s.awsCfg = aws.Config{Region: opts.Region, BaseEndpoint: aws.String(s.motoURL), HTTPClient: awsapi.HTTPClient(nil),
 		Credentials: credentials.NewStaticCredentialsProvider(motoAccessKey, motoAccessKey, "")}
 	if err := ssmapi.EnsureSessionDocuments(ctx, ssm.NewFromConfig(s.awsCfg), opts.LegacyNonInteractiveDocument); err != nil {
 		return nil, fmt.Errorf("creating the AWS session documents: %w", err)
@@ -538,6 +541,7 @@ func (s *Sandbox) AWSConfig() aws.Config {
 	if s.tlsCfg != nil {
 		cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tlsCfg}}
 	}
+	cfg.HTTPClient = awsapi.HTTPClient(cfg.HTTPClient) // see Start's awsCfg
 	return cfg
 }
 

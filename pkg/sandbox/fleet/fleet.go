@@ -227,8 +227,9 @@ func describeNetwork(ctx context.Context, api EC2API, vpcID string) (Network, er
 
 // hasCode reports whether err is the AWS error code. The sandbox's set-up creates each resource
 // once, in a fresh account, so "already exists" answers a create whose first answer was lost and
-// that the SDK retried (seen at sandbox start when many sandboxes started at once): the resource
-// is there, as asked.
+// that the SDK retried: the resource is there, as asked. (At sandbox start on a loaded machine
+// the SDK itself used to lose the answers of moto's quick replies; the sandbox's clients now use
+// awsapi.HTTPClient, which keeps them. An answer lost on the network is still retried.)
 func hasCode(err error, code string) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == code

@@ -10,6 +10,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 )
 
 func TestFleetInMoto(t *testing.T) {
@@ -17,7 +18,7 @@ func TestFleetInMoto(t *testing.T) {
 		t.Skip("needs moto")
 	}
 	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
 	ec2c, iamc := ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg)
 	ctx := context.Background()
 
@@ -90,7 +91,7 @@ func TestEnsureNetworkAfterLostAttachAnswer(t *testing.T) {
 		t.Skip("needs moto")
 	}
 	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
 	ec2c := ec2.NewFromConfig(cfg)
 	ctx := context.Background()
 	n, err := EnsureNetwork(ctx, lostAttachAnswer{ec2c}, "us-east-1")
@@ -147,7 +148,7 @@ func TestEnsureInstanceProfileAfterLostAnswers(t *testing.T) {
 		t.Skip("needs moto")
 	}
 	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
 	iamc := iam.NewFromConfig(cfg)
 	ctx := context.Background()
 	arn, err := EnsureInstanceProfile(ctx, lostIAMAnswers{iamc})

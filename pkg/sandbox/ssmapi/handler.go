@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/mgs"
 	"github.com/ssmkit/ssmkit/pkg/sandbox/sigv4"
 )
@@ -162,7 +163,7 @@ func New(opts Options) (*Handler, error) {
 			BaseEndpoint: aws.String(opts.MotoURL),
 			Region:       opts.Region,
 			Credentials:  credentials.NewStaticCredentialsProvider("sandbox", "sandbox", ""),
-			HTTPClient:   &http.Client{Transport: opts.ProxyTransport, Timeout: 30 * time.Second},
+			HTTPClient:   awsapi.HTTPClient(&http.Client{Transport: opts.ProxyTransport, Timeout: 30 * time.Second}),
 		})
 	}
 	h := &Handler{opts: opts, now: opts.Now, settings: make(map[string]serviceSetting), activations: make(map[string]*activation)}
