@@ -1,9 +1,7 @@
 package e2ebench
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -125,27 +123,13 @@ func startRelayChain(ctx context.Context, target string, peerEnv []string) (*rel
 			return nil, fmt.Errorf("starting a chain relay: %w", err)
 		}
 		ch.procs = append(ch.procs, cmd)
-		line := make(chan string, 1)
-		go func() {
-			s, _ := bufio.NewReader(out).ReadString('\n')
-			line <- s
-			_, _ = io.Copy(io.Discard, out)
-		}()
-		select {
-		case s := <-line:
-			port, ok := strings.CutPrefix(strings.TrimSpace(s), "ready ")
-			if !ok {
-				ch.stop()
-				return nil, fmt.Errorf("chain relay said %q", s)
-			}
-			next = "127.0.0.1:" + port
-		case <-time.After(10 * time.Second):
+		line, err := firstLine(ctx, out, 10*time.Second)
+		port, ok := strings.CutPrefix(line, "ready ")
+		if err != nil || !ok {
 			ch.stop()
-			return nil, errors.New("a chain relay did not start within 10 s")
-		case <-ctx.Done():
-			ch.stop()
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("a chain relay did not start (it said %q): %v", line, err)
 		}
+		next = "127.0.0.1:" + port
 	}
 	ch.front = next
 	return ch, nil

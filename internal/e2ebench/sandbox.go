@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -133,29 +132,39 @@ func startAgent(ctx context.Context, endpoint string, env []string, extraEnv []s
 		return nil, fmt.Errorf("starting the agent: %w", err)
 	}
 	a := &agentProc{cmd: cmd, id: id, done: make(chan struct{})}
-	ready := make(chan error, 1)
+	go func() { _ = cmd.Wait(); close(a.done) }()
+	line, err := firstLine(ctx, out, 30*time.Second)
+	if err == nil && line != "ready" {
+		err = fmt.Errorf("agent said %q", line)
+	}
+	if err != nil {
+		a.stop()
+		return nil, fmt.Errorf("the emulated agent did not connect: %w", err)
+	}
+	return a, nil
+}
+
+// firstLine returns the first line a child process prints on out, without
+// its newline and surrounding space, and then discards the rest of out in
+// the background. It gives up after timeout or when ctx ends.
+func firstLine(ctx context.Context, out io.Reader, timeout time.Duration) (string, error) {
+	type result struct {
+		line string
+		err  error
+	}
+	got := make(chan result, 1)
 	go func() {
 		line, err := bufio.NewReader(out).ReadString('\n')
-		if err == nil && strings.TrimSpace(line) != "ready" {
-			err = fmt.Errorf("agent said %q", line)
-		}
-		ready <- err
+		got <- result{strings.TrimSpace(line), err}
 		_, _ = io.Copy(io.Discard, out)
 	}()
-	go func() { _ = cmd.Wait(); close(a.done) }()
 	select {
-	case err := <-ready:
-		if err != nil {
-			a.stop()
-			return nil, fmt.Errorf("the emulated agent did not connect: %w", err)
-		}
-		return a, nil
-	case <-time.After(30 * time.Second):
-		a.stop()
-		return nil, errors.New("the emulated agent did not connect within 30 s")
+	case r := <-got:
+		return r.line, r.err
+	case <-time.After(timeout):
+		return "", fmt.Errorf("nothing printed within %s", timeout)
 	case <-ctx.Done():
-		a.stop()
-		return nil, ctx.Err()
+		return "", ctx.Err()
 	}
 }
 
