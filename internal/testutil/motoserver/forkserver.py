@@ -122,9 +122,10 @@ def serve(conn, tcp):
 while True:
     conn, _ = listener.accept()
     # The child's TCP socket is bound and listening before the fork, here, where nothing runs
-    # concurrently: children that bound port 0 themselves (werkzeug sets SO_REUSEADDR) could,
-    # between one's bind and its listen, be handed the same port, and two sandboxes then talked
-    # to each other's moto (EntityAlreadyExists, RouteAlreadyExists at sandbox start).
+    # concurrently: children that bound port 0 themselves (werkzeug sets SO_REUSEADDR) might,
+    # between one's bind and its listen, be handed the same port. (That was suspected of the
+    # EntityAlreadyExists / RouteAlreadyExists seen at sandbox start; the cause was the SDK
+    # sending a call again after losing moto's quick answer, see awsapi.HTTPClient.)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.bind(("127.0.0.1", 0))
     tcp.listen(128)
