@@ -12,8 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/defaults"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -73,6 +77,7 @@ func LoadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 	if cfg.Region == "" {
 		return aws.Config{}, ErrNoRegion
 	}
+	cfg.HTTPClient = HTTPClient(withModeTimeouts(cfg.HTTPClient, cfg.DefaultsMode))
 	if cfg.Retryer == nil && cfg.RetryMode == "" {
 		// Clients build retry.NewAdaptiveMode from this, honouring
 		// RetryMaxAttempts, with a fresh token bucket per client.
@@ -135,4 +140,31 @@ func (o *observedCredentials) ProviderSources() []aws.CredentialSource {
 		return s.ProviderSources()
 	}
 	return nil
+}
+
+// withModeTimeouts sets the connect and TLS timeouts of the defaults mode
+// (AWS_DEFAULTS_MODE, defaults_mode in the profile) on a buildable client, as
+// service clients do — but only to clients of that type, and the client
+// LoadConfig hands them is HTTPClient's wrapper. "auto" gets the "standard"
+// timeouts (service clients pick in-region or cross-region by asking the
+// instance metadata service); "legacy", the default, has none.
+func withModeTimeouts(c aws.HTTPClient, mode aws.DefaultsMode) aws.HTTPClient {
+	b, ok := c.(*awshttp.BuildableClient)
+	if !ok {
+		return c
+	}
+	if mode == aws.DefaultsModeAuto {
+		mode = aws.DefaultsModeStandard
+	}
+	mc, err := defaults.GetModeConfiguration(mode)
+	if err != nil {
+		return c
+	}
+	if d, ok := mc.GetConnectTimeout(); ok {
+		b = b.WithDialerOptions(func(dialer *net.Dialer) { dialer.Timeout = d })
+	}
+	if d, ok := mc.GetTLSNegotiationTimeout(); ok {
+		b = b.WithTransportOptions(func(tr *http.Transport) { tr.TLSHandshakeTimeout = d })
+	}
+	return b
 }

@@ -15,13 +15,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // awsEnv lists every variable that could leak the developer's own AWS setup
 // into a test.
 var awsEnv = []string{
-	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULTS_MODE", "AWS_REGION", "AWS_DEFAULT_REGION",
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
 	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_EC2",
 	"AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
@@ -176,6 +177,51 @@ func TestLoadConfigRetryMode(t *testing.T) {
 			_, adaptive := NewSSM(cfg).Options().Retryer.(*retry.AdaptiveMode)
 			if adaptive != tt.wantAdapt {
 				t.Errorf("ssm retryer adaptive = %v, want %v", adaptive, tt.wantAdapt)
+			}
+		})
+	}
+}
+
+// TestLoadConfigHTTPClient: every client LoadConfig configures sends its
+// requests through HTTPClient (a fast answer is not lost and retried), and
+// the defaults mode's connect and TLS timeouts, which service clients set
+// only on a bare buildable client, are still applied.
+func TestLoadConfigHTTPClient(t *testing.T) {
+	for _, tt := range []struct {
+		mode string
+		want time.Duration // 30 s: the SDK's own dialer, nothing set
+	}{
+		{"", 30 * time.Second},
+		{"legacy", 30 * time.Second},
+		{"standard", 3100 * time.Millisecond},
+		{"in-region", 1100 * time.Millisecond},
+		{"auto", 3100 * time.Millisecond},
+	} {
+		t.Run("mode="+tt.mode, func(t *testing.T) {
+			isolate(t, "")
+			if tt.mode != "" {
+				t.Setenv("AWS_DEFAULTS_MODE", tt.mode)
+			}
+			cfg, err := LoadConfig(context.Background(), Options{Region: "us-east-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, ok := cfg.HTTPClient.(earlyCloseSafe)
+			if !ok {
+				t.Fatalf("HTTPClient is %T, not HTTPClient's wrapper", cfg.HTTPClient)
+			}
+			if got := NewSSM(cfg).Options().HTTPClient; got != cfg.HTTPClient {
+				t.Errorf("the SSM client uses %T, not the configured client", got)
+			}
+			b, ok := w.next.(*awshttp.BuildableClient)
+			if !ok {
+				t.Fatalf("wrapped client is %T", w.next)
+			}
+			if got := b.GetDialer().Timeout; got != tt.want {
+				t.Errorf("connect timeout %v, want %v", got, tt.want)
+			}
+			if got := b.GetTransport().TLSHandshakeTimeout; tt.want != 30*time.Second && got != tt.want {
+				t.Errorf("TLS handshake timeout %v, want %v", got, tt.want)
 			}
 		})
 	}
