@@ -622,10 +622,21 @@ func TestTranscript(t *testing.T) {
 	sid := "alice-0a1b2c3d4e5f6000e"
 	doc := shellDoc(wire.SessionInputs{S3BucketName: "logs", S3KeyPrefix: "sessions/", CloudWatchLogGroupName: "/ssm/sessions"})
 	ch, _, out := openShell(t, f, sid, doc, datachannel.Config{})
+	if st := f.session(sid).waitState(t, 5*time.Second); st != wire.SessionStateConnected {
+		t.Fatalf("first session state %q", st)
+	}
 	if _, err := ch.Write([]byte("echo logged-$((7*6))\nexit\n")); err != nil {
 		t.Fatal(err)
 	}
 	out.waitFor(t, "logged-42", 10*time.Second)
+	// The transcript is complete before the session says it is ending:
+	// whoever sees the session end (logs --follow) then reads all of it.
+	if st := f.session(sid).waitState(t, 10*time.Second); st != wire.SessionStateTerminating {
+		t.Fatalf("session state %q, want Terminating", st)
+	}
+	if !sink.closed.Load() {
+		t.Error("the session reported Terminating before its transcript was closed")
+	}
 	waitClosed(t, ch)
 	f.waitTaskComplete(t, 10*time.Second)
 	sink.mu.Lock()

@@ -56,6 +56,8 @@ type session struct {
 	wg       sync.WaitGroup // plugin goroutines
 	mu       sync.Mutex
 	cleanups []func() // run after the plugin goroutines have ended
+	// transcriptDone closes the session's transcript, when it has one.
+	transcriptDone func()
 }
 
 func newSession(parent context.Context, a *Agent, task wire.AgentTaskPayload) *session {
@@ -297,6 +299,15 @@ func (s *session) finishShell(ch *datachannel.Channel) {
 	ctx, cancel := context.WithTimeout(s.ctx, flushTimeout)
 	_ = ch.Flush(ctx)
 	cancel()
+	// The transcript is complete before the session reports its end: a
+	// reader that sees the session ended (logs --follow) then finds all
+	// of it, instead of racing the last flush to CloudWatch Logs.
+	s.mu.Lock()
+	done := s.transcriptDone
+	s.mu.Unlock()
+	if done != nil {
+		done()
+	}
 	for drained := false; !drained; { // forget Connected
 		select {
 		case <-s.stateSent:

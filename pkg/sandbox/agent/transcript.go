@@ -65,6 +65,9 @@ func (s *session) openTranscript(started time.Time) io.Writer {
 	}
 	t := &transcript{w: w, s: s}
 	s.atEnd(t.close)
+	s.mu.Lock()
+	s.transcriptDone = t.close
+	s.mu.Unlock()
 	return t
 }
 
