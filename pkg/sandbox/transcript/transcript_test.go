@@ -11,11 +11,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ssmkit/ssmkit/internal/testutil/motoserver"
+	"github.com/ssmkit/ssmkit/pkg/awsapi"
 )
 
 func clients(t *testing.T) (*s3.Client, *cloudwatchlogs.Client) {
 	url := motoserver.URL(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url),
+		HTTPClient: awsapi.HTTPClient(nil)} // a fast answer must not be retried (a create twice)
 	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), cloudwatchlogs.NewFromConfig(cfg)
 }
 
