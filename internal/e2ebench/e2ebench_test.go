@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -205,5 +206,41 @@ func TestRenderMarksTargets(t *testing.T) {
 	vs := verdicts([]*figure{f, g, h})
 	if len(vs) != 3 || !vs[0].met || vs[1].met || vs[2].ok {
 		t.Fatalf("verdicts %+v", vs)
+	}
+}
+
+// TestStalledTransferFails: a peer that accepts a transfer and then moves
+// nothing fails it with "no progress" instead of hanging the bench.
+func TestStalledTransferFails(t *testing.T) {
+	old := stallTimeout
+	stallTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { stallTimeout = old })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c // never read from, never written to
+		}
+	}()
+	defer func() {
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	}()
+	pat := newPattern(5)
+	if _, err := download(ln.Addr().String(), pat, 1<<20); err == nil || !strings.Contains(err.Error(), "no progress") {
+		t.Errorf("download from a silent peer: %v, want no progress", err)
+	}
+	// An upload fills the socket buffers, then its writes stall.
+	if _, err := upload(ln.Addr().String(), pat, 256<<20); err == nil || !strings.Contains(err.Error(), "no progress") {
+		t.Errorf("upload to a peer that reads nothing: %v, want no progress", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -175,6 +176,34 @@ func request(op byte, size int64) []byte {
 	return b
 }
 
+// stallTimeout fails a transfer that moves nothing for this long. An
+// official peer that stops must not hang the bench: once in this stop's
+// runs the official plugin stopped reading its websocket mid-upload.
+var stallTimeout = 2 * time.Minute
+
+// stallConn is a connection whose every read and write must make progress
+// within stallTimeout.
+type stallConn struct{ net.Conn }
+
+func (c stallConn) Read(p []byte) (int, error) {
+	_ = c.SetReadDeadline(time.Now().Add(stallTimeout))
+	n, err := c.Conn.Read(p)
+	return n, stalled(err)
+}
+
+func (c stallConn) Write(p []byte) (int, error) {
+	_ = c.SetWriteDeadline(time.Now().Add(stallTimeout))
+	n, err := c.Conn.Write(p)
+	return n, stalled(err)
+}
+
+func stalled(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("no progress for %s: %w", stallTimeout, err)
+	}
+	return err
+}
+
 // ErrCorrupt means the bytes that arrived are not the bytes sent.
 var ErrCorrupt = errors.New("SHA-256 of the received bytes does not match what was sent")
 
@@ -182,11 +211,12 @@ var ErrCorrupt = errors.New("SHA-256 of the received bytes does not match what w
 // It returns the time from connect to the last byte.
 func download(addr string, pat *pattern, size int64) (time.Duration, error) {
 	start := time.Now()
-	c, err := net.Dial("tcp", addr)
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := stallConn{nc}
 	if _, err := c.Write(request(opDownload, size)); err != nil {
 		return 0, err
 	}
@@ -210,11 +240,12 @@ func download(addr string, pat *pattern, size int64) (time.Duration, error) {
 // server computed. It returns the time from connect to the digest.
 func upload(addr string, pat *pattern, size int64) (time.Duration, error) {
 	start := time.Now()
-	c, err := net.Dial("tcp", addr)
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := stallConn{nc}
 	if _, err := c.Write(request(opUpload, size)); err != nil {
 		return 0, err
 	}
@@ -262,6 +293,9 @@ func echo(addr string, count, warmup int) ([]time.Duration, error) {
 		return nil, err
 	}
 	defer c.Close()
+	// One deadline for the whole run (a deadline per round trip would add
+	// to what is measured).
+	_ = c.SetDeadline(time.Now().Add(stallTimeout + time.Duration(count+warmup)*time.Millisecond))
 	if _, err := c.Write(request(opEcho, 0)); err != nil {
 		return nil, err
 	}
