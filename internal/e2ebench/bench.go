@@ -604,7 +604,7 @@ func sizeString(n int64) string {
 // under Peers (INTEROP.md, /tmp/peers/README.md) and this process may run
 // it (root), through a TLS sandbox: ssmkit's upload and download (paced by
 // the agent), the plugin's for reference, and the start-up figures.
-func (b *bench) official(ctx context.Context) error {
+func (b *bench) official(ctx context.Context) (err error) {
 	runAgent := filepath.Join(b.cfg.Peers, "run-agent.sh")
 	switch {
 	case b.cfg.Peers == "":
@@ -647,6 +647,11 @@ func (b *bench) official(ctx context.Context) error {
 		return fmt.Errorf("starting the official agent: %w: %s", err, lastLines(string(out), 5))
 	}
 	defer func() {
+		if err != nil {
+			// "clean" removes the agent's logs: keep them for whoever
+			// looks into the failure.
+			b.keepAgentLog()
+		}
 		for _, verb := range []string{"stop", "clean"} {
 			c := exec.Command(runAgent, verb)
 			c.Env = append(os.Environ(), "PEERS="+b.cfg.Peers)
@@ -713,6 +718,29 @@ func (b *bench) official(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// agentLog is the official agent's log, which run-agent.sh clean removes.
+const agentLog = "/var/log/amazon/ssm/amazon-ssm-agent.log"
+
+// keepAgentLog copies the official agent's log to a file of its own and
+// says where.
+func (b *bench) keepAgentLog() {
+	data, err := os.ReadFile(agentLog)
+	if err != nil {
+		b.logf("the official agent's log could not be kept: %v", err)
+		return
+	}
+	f, err := os.CreateTemp("", "ssmkit-bench-e2e-agent-*.log")
+	if err == nil {
+		_, err = f.Write(data)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		b.logf("the official agent's log could not be kept: %v", err)
+		return
+	}
+	b.logf("the official agent's log is kept in %s", f.Name())
 }
 
 // ParseSize parses a byte count with an optional KiB, MiB or GiB suffix.
