@@ -13,12 +13,19 @@ import (
 	"github.com/ssmkit/ssmkit/pkg/awsapi"
 )
 
-func TestFleetInMoto(t *testing.T) {
+// motoConfig skips under -short and otherwise returns a config for a
+// private moto of the test's own.
+func motoConfig(t *testing.T) aws.Config {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs moto")
 	}
 	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
+}
+
+func TestFleetInMoto(t *testing.T) {
+	cfg := motoConfig(t)
 	ec2c, iamc := ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg)
 	ctx := context.Background()
 
@@ -87,11 +94,7 @@ func (l lostAttachAnswer) AttachInternetGateway(ctx context.Context, in *ec2.Att
 // TestEnsureNetworkAfterLostAttachAnswer: a gateway already attached to the new VPC is what was
 // asked for; the network is set up with it.
 func TestEnsureNetworkAfterLostAttachAnswer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs moto")
-	}
-	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
+	cfg := motoConfig(t)
 	ec2c := ec2.NewFromConfig(cfg)
 	ctx := context.Background()
 	n, err := EnsureNetwork(ctx, lostAttachAnswer{ec2c}, "us-east-1")
@@ -144,11 +147,7 @@ func (l lostIAMAnswers) AddRoleToInstanceProfile(ctx context.Context, in *iam.Ad
 // TestEnsureInstanceProfileAfterLostAnswers: the profile is set up, holding its role with the
 // core policy, when every create was retried after a lost answer.
 func TestEnsureInstanceProfileAfterLostAnswers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs moto")
-	}
-	url := motoserver.Private(t)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url), HTTPClient: awsapi.HTTPClient(nil)}
+	cfg := motoConfig(t)
 	iamc := iam.NewFromConfig(cfg)
 	ctx := context.Background()
 	arn, err := EnsureInstanceProfile(ctx, lostIAMAnswers{iamc})
