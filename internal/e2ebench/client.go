@@ -27,7 +27,15 @@ type forwarder interface {
 	// stop ends the forward and returns the client's usage over its whole
 	// life and its data-channel counters (nil when unknown).
 	stop() (usage, *channelStats, error)
+	// dump ends a stalled client with SIGABRT, which makes a Go program
+	// print every goroutine's stack, and returns all it printed. (Not
+	// SIGQUIT: session-manager-plugin catches it and exits quietly.)
+	dump() string
 }
+
+// quitWait bounds how long dump waits for a client to print its stacks and
+// exit.
+const quitWait = 10 * time.Second
 
 // channelStats are the counters ssmkit logs under --debug when a session
 // closes.
@@ -123,6 +131,17 @@ func (f *ssmkitForward) stop() (usage, *channelStats, error) {
 	return u, parseStats(f.stderr.String()), nil
 }
 
+func (f *ssmkitForward) dump() string {
+	_ = f.cmd.Process.Signal(syscall.SIGABRT)
+	select {
+	case <-f.done:
+	case <-time.After(quitWait):
+		_ = f.cmd.Process.Kill()
+		<-f.done
+	}
+	return f.stderr.String()
+}
+
 // pluginForward is `aws ssm start-session` with
 // AWS-StartPortForwardingSession, which runs session-manager-plugin.
 type pluginForward struct {
@@ -133,6 +152,7 @@ type pluginForward struct {
 	start  time.Time
 	output *testutil.SyncBuffer
 	done   chan struct{}
+	copied chan struct{} // closed when the pty's output has all been read
 }
 
 // pluginName is the official client's executable name.
@@ -144,7 +164,7 @@ func startPluginForward(ctx context.Context, env []string, target string, port, 
 		"--document-name", "AWS-StartPortForwardingSession", "--parameters", params)
 	cmd.Env = env
 	f := &pluginForward{cmd: cmd, output: &testutil.SyncBuffer{}, done: make(chan struct{}),
-		local: "127.0.0.1:" + strconv.Itoa(localPort)}
+		copied: make(chan struct{}), local: "127.0.0.1:" + strconv.Itoa(localPort)}
 	f.start = time.Now()
 	// The plugin gives up when its standard input is at end of file.
 	tty, err := pty.Start(cmd)
@@ -152,7 +172,7 @@ func startPluginForward(ctx context.Context, env []string, target string, port, 
 		return nil, fmt.Errorf("starting aws ssm start-session: %w", err)
 	}
 	f.tty = tty
-	go func() { _, _ = io.Copy(f.output, tty) }()
+	go func() { _, _ = io.Copy(f.output, tty); close(f.copied) }()
 	go func() { _ = cmd.Wait(); close(f.done) }()
 	deadline := time.After(60 * time.Second)
 	for !strings.Contains(f.output.String(), "Waiting for connections") {
@@ -185,6 +205,26 @@ func (f *pluginForward) kill() {
 	}
 	<-f.done
 	_ = f.tty.Close()
+}
+
+func (f *pluginForward) dump() string {
+	if f.plugin != 0 {
+		_ = syscall.Kill(f.plugin, syscall.SIGABRT)
+		// The AWS CLI exits when its plugin does; the pty keeps what the
+		// plugin printed until the copier has read it.
+		select {
+		case <-f.done:
+		case <-time.After(quitWait):
+		}
+	}
+	_ = f.cmd.Process.Kill()
+	<-f.done
+	select {
+	case <-f.copied:
+	case <-time.After(quitWait):
+	}
+	f.kill()
+	return f.output.String()
 }
 
 // stop reads the plugin's CPU time and peak RSS from /proc while it still

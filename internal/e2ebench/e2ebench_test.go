@@ -6,16 +6,25 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/ssmkit/ssmkit/internal/testutil"
 )
 
 // TestMain lets the test binary be an emulated agent child or a relay
 // child of the relay chain, as the bench-e2e binary is.
 func TestMain(m *testing.M) {
+	if os.Getenv(blockEnv) == "1" {
+		blockForever()
+	}
 	if len(os.Args) == 4 && os.Args[1] == AgentArg {
 		if err := RunAgentChild(context.Background(), os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -242,5 +251,128 @@ func TestStalledTransferFails(t *testing.T) {
 	// An upload fills the socket buffers, then its writes stall.
 	if _, err := upload(ln.Addr().String(), pat, 256<<20); err == nil || !strings.Contains(err.Error(), "no progress") {
 		t.Errorf("upload to a peer that reads nothing: %v, want no progress", err)
+	}
+}
+
+// blockEnv makes the test binary a client that hangs (blockForever).
+const blockEnv = "E2EBENCH_TEST_BLOCK"
+
+// blockForever stands in for a stalled client: it waits and never ends
+// (a sleep, so the runtime does not call it a deadlock).
+func blockForever() {
+	fmt.Fprintln(os.Stderr, "blocking")
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// TestDumpKeepsStacks: dump ends a hung client with SIGABRT and returns the
+// goroutine stacks it printed — on stderr for ssmkit, on the pty for the
+// plugin.
+func TestDumpKeepsStacks(t *testing.T) {
+	t.Run("ssmkit", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), blockEnv+"=1")
+		f := &ssmkitForward{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+		cmd.Stderr = f.stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait(); close(f.done) }()
+		waitFor(t, f.stderr, "blocking")
+		if d := f.dump(); !strings.Contains(d, "goroutine 1 ") || !strings.Contains(d, "blockForever") {
+			t.Errorf("dump = %q, want the goroutine stacks", d)
+		}
+	})
+	t.Run("plugin", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), blockEnv+"=1")
+		f := &pluginForward{cmd: cmd, output: &testutil.SyncBuffer{}, done: make(chan struct{}), copied: make(chan struct{})}
+		tty, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.tty, f.plugin = tty, cmd.Process.Pid
+		go func() { _, _ = io.Copy(f.output, tty); close(f.copied) }()
+		go func() { _ = cmd.Wait(); close(f.done) }()
+		waitFor(t, f.output, "blocking")
+		if d := f.dump(); !strings.Contains(d, "goroutine 1 ") || !strings.Contains(d, "blockForever") {
+			t.Errorf("dump = %q, want the goroutine stacks", d)
+		}
+	})
+}
+
+// waitFor waits until out holds want (the child has installed its signal
+// handlers by then), failing the test after 10 s.
+func waitFor(t *testing.T, out *testutil.SyncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child printed %q, not %q", out.String(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pluginStacks is the shape of a session-manager-plugin 1.2.677.0
+// goroutine dump, cut down to the frames pluginListenerGone looks at.
+const pluginStacks = `goroutine 1 [semacquire]:
+github.com/aws/session-manager-plugin/src/sessionmanagerplugin/session/portsession.(*MuxPortForwarding).ReadStream(...)
+
+goroutine 21 [sleep]:
+github.com/aws/session-manager-plugin/src/communicator.(*WebSocketChannel).StartPings.func1()
+`
+
+const pluginListener = `
+goroutine 22 [IO wait]:
+github.com/gorilla/websocket.(*Conn).ReadMessage(...)
+github.com/aws/session-manager-plugin/src/communicator.(*WebSocketChannel).Open.func1()
+`
+
+func TestPluginListenerGone(t *testing.T) {
+	for _, c := range []struct {
+		name, dump string
+		want       bool
+	}{
+		{"listener gone", pluginStacks, true},
+		{"listener alive", pluginStacks + pluginListener, false},
+		{"no stacks", "Starting session with SessionId: x\n", false},
+		{"not the plugin", "goroutine 1 [running]:\nmain.main()\n", false},
+	} {
+		if got := pluginListenerGone(c.dump); got != c.want {
+			t.Errorf("%s: pluginListenerGone = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestRepeatPluginRace: a run that fails with errPluginListenerGone is
+// repeated (and counted) at most maxPluginRepeats times; other errors are
+// not repeated.
+func TestRepeatPluginRace(t *testing.T) {
+	b := &bench{cfg: Config{Log: io.Discard}}
+	calls := 0
+	_, err := repeatPluginRace(b, func() (int, error) {
+		calls++
+		if calls < 2 {
+			return 0, fmt.Errorf("%w: stalled", errPluginListenerGone)
+		}
+		return 7, nil
+	})
+	if err != nil || calls != 2 || b.pluginRepeats != 1 {
+		t.Errorf("one race then success: err %v, %d calls, %d repeats; want nil, 2, 1", err, calls, b.pluginRepeats)
+	}
+	calls = 0
+	_, err = repeatPluginRace(b, func() (int, error) {
+		calls++
+		return 0, fmt.Errorf("%w: stalled", errPluginListenerGone)
+	})
+	if !errors.Is(err, errPluginListenerGone) || calls != maxPluginRepeats+1 {
+		t.Errorf("always racing: err %v after %d calls, want errPluginListenerGone after %d", err, calls, maxPluginRepeats+1)
+	}
+	calls = 0
+	other := errors.New("no progress")
+	if _, err = repeatPluginRace(b, func() (int, error) { calls++; return 0, other }); err != other || calls != 1 {
+		t.Errorf("other error: %v after %d calls, want it after 1", err, calls)
 	}
 }
