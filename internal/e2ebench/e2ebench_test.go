@@ -74,18 +74,6 @@ func TestRelayChain(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	// The command name may hold spaces and parentheses.
-	line := []byte("1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0 100 1000 100")
-	got, err := parseStatCPU(line)
-	if err != nil || got != 3250*time.Millisecond {
-		t.Fatalf("parseStatCPU = %v, %v; want 3.25s", got, err)
-	}
-	if _, err := parseStatCPU([]byte("garbage")); err == nil {
-		t.Fatal("no error for a line without a command name")
-	}
-}
-
 func TestPercentile(t *testing.T) {
 	var ds []time.Duration
 	for i := 100; i >= 1; i-- {

@@ -3,15 +3,15 @@
 package sandbox
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ssmkit/ssmkit/internal/procfs"
 )
 
 // detach starts the child in a session of its own, so that the terminal's
@@ -28,72 +28,15 @@ func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
 		return false
 	}
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-		if st := procState(b); st == "Z" || st == "X" {
-			return false
-		}
+	if st, err := procfs.ReadStat(pid); err == nil && (st.State == "Z" || st.State == "X") {
+		return false
 	}
 	return true
 }
 
-// procState is the state field of /proc/<pid>/stat ("R", "S", "Z", …).
-func procState(stat []byte) string {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+3 > len(stat) {
-		return ""
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 1 {
-		return ""
-	}
-	return f[0]
-}
-
-// procPPID is the parent pid field of /proc/<pid>/stat.
-func procPPID(stat []byte) int {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
-
 // descendants lists every process below pid (Linux /proc; empty
 // elsewhere).
-func descendants(pid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		children[procPPID(b)] = append(children[procPPID(b)], p)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
+func descendants(pid int) []int { return procfs.Descendants(pid) }
 
 // isServeProcess checks that pid runs `ssmkit sandbox serve` (or `up
 // --foreground`), so that a recycled pid is never signalled. Without /proc
