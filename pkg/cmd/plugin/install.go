@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/ssmkit/ssmkit/pkg/cmdutil"
 	"github.com/ssmkit/ssmkit/pkg/iostreams"
@@ -80,7 +80,7 @@ func installRun(opts *InstallOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	link := filepath.Join(dir, Name)
+	link := filepath.Join(dir, linkName(runtime.GOOS))
 	cs := opts.IO.ColorScheme()
 	w := opts.IO.ErrOut
 
@@ -118,11 +118,19 @@ func installRun(opts *InstallOptions) error {
 	return nil
 }
 
+// linkName is the file name the AWS CLI runs: with .exe on Windows.
+func linkName(goos string) string {
+	if goos == "windows" {
+		return Name + ".exe"
+	}
+	return Name
+}
+
 // defaultDir is ssmkit's own directory when it is writable, else
 // ~/.local/bin.
 func defaultDir(exe string, home func() (string, error)) (string, error) {
 	dir := filepath.Dir(exe)
-	if unix.Access(dir, unix.W_OK) == nil {
+	if writable(dir) {
 		return dir, nil
 	}
 	h, err := home()
@@ -130,6 +138,19 @@ func defaultDir(exe string, home func() (string, error)) (string, error) {
 		return "", fmt.Errorf("%s is not writable and there is no home directory: pass --dir", dir)
 	}
 	return filepath.Join(h, ".local", "bin"), nil
+}
+
+// writable reports whether a file can be created in dir, by creating (and
+// removing) one: what install is about to do, on every system.
+func writable(dir string) bool {
+	f, err := os.CreateTemp(dir, ".ssmkit-write-check-*")
+	if err != nil {
+		return false
+	}
+	name := f.Name()
+	_ = f.Close()
+	_ = os.Remove(name)
+	return true
 }
 
 // isLinkTo reports whether link (with Lstat info fi) is ssmkit: a symlink

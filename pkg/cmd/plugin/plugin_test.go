@@ -174,3 +174,27 @@ func TestClientsUseTheCLIsEndpoint(t *testing.T) {
 		t.Errorf("SSM endpoint %q region %q, KMS %v", aws.ToString(o.BaseEndpoint), o.Region, c.KMS)
 	}
 }
+
+func TestLinkName(t *testing.T) {
+	if got := linkName("windows"); got != "session-manager-plugin.exe" {
+		t.Errorf("linkName(windows) = %q", got)
+	}
+	if got := linkName("linux"); got != "session-manager-plugin" {
+		t.Errorf("linkName(linux) = %q", got)
+	}
+}
+
+// TestWritable: writable creates and removes a file, so it answers for the
+// user actually running (root included) and leaves nothing behind.
+func TestWritable(t *testing.T) {
+	dir := t.TempDir()
+	if !writable(dir) {
+		t.Errorf("writable(%s) = false", dir)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("writable left %d files behind", len(ents))
+	}
+	if writable(filepath.Join(dir, "missing")) {
+		t.Error("writable(a missing directory) = true")
+	}
+}

@@ -249,9 +249,9 @@ func forwardSignals(ch *datachannel.Channel, pid int, reaped *atomic.Bool) {
 			}
 			switch c {
 			case 0x03:
-				_ = syscall.Kill(-pid, syscall.SIGINT)
+				signalGroup(pid, syscall.SIGINT)
 			case 0x1C:
-				_ = syscall.Kill(-pid, syscall.SIGQUIT)
+				signalGroup(pid, syscall.SIGQUIT)
 			}
 		}
 		if err != nil {

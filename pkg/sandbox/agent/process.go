@@ -15,7 +15,7 @@ import (
 type runAsUser struct {
 	name string
 	home string
-	cred *syscall.Credential // nil when no switch is needed
+	cred *credential // nil when no switch is needed
 }
 
 // resolveRunAs decides who the session's processes run as (§5.7): with
@@ -60,7 +60,7 @@ func (s *session) resolveRunAs() (*runAsUser, error) {
 			}
 		}
 	}
-	ru.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
+	ru.cred = newCredential(uint32(uid), uint32(gid), groups)
 	return ru, nil
 }
 
@@ -113,66 +113,6 @@ func (s *session) workDir(ru *runAsUser) string {
 		return "/"
 	}
 	return s.a.cfg.WorkDir
-}
-
-// sysProcAttr starts the process in a new session (so that killing the
-// session kills everything it started) with ru's credentials.
-func sysProcAttr(ru *runAsUser) *syscall.SysProcAttr {
-	attr := &syscall.SysProcAttr{Setsid: true}
-	if ru != nil && ru.cred != nil {
-		attr.Credential = ru.cred
-	}
-	return attr
-}
-
-// killSession kills the process group and the session led by pid:
-// everything a shell or command started, including jobs that the shell's
-// job control moved to their own process groups. The caller reaps pid.
-func killSession(pid int) {
-	if pid <= 0 {
-		return
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for _, p := range sessionMembers(pid) {
-		_ = syscall.Kill(p, syscall.SIGKILL)
-	}
-}
-
-// sessionMembers lists the processes whose session id is sid, from /proc.
-// Elsewhere it finds none and killSession relies on the process group.
-func sessionMembers(sid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == sid {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp session …; comm may hold spaces and
-		// parentheses, so parse after the last ')'.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 4 {
-			continue
-		}
-		pgrp, _ := strconv.Atoi(f[2])
-		session, _ := strconv.Atoi(f[3])
-		if session == sid || pgrp == sid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // exitCode is the exit status of a finished process, 128+n for a signal.
