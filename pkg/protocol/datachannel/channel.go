@@ -144,11 +144,14 @@ type Channel struct {
 	// Handshake.
 	readyCh   chan struct{}
 	readyOnce sync.Once
-	infoMu    sync.Mutex
-	info      SessionInfo
-	hsStarted bool                        // client: a HandshakeRequest arrived
-	respCh    chan wire.HandshakeResponse // agent: the client's response
-	chalCh    chan wire.EncChallenge      // agent: the client's challenge answer
+	// inputAfter (UnixNano, 0 when none) holds input back after the
+	// agent's HandshakeComplete (Config.HandshakeSettle).
+	inputAfter atomic.Int64
+	infoMu     sync.Mutex
+	info       SessionInfo
+	hsStarted  bool                        // client: a HandshakeRequest arrived
+	respCh     chan wire.HandshakeResponse // agent: the client's response
+	chalCh     chan wire.EncChallenge      // agent: the client's challenge answer
 }
 
 // connBox is the current connection and its generation: a stream message

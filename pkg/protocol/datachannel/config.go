@@ -152,6 +152,17 @@ type Config struct {
 	GiveUpAfter time.Duration
 	// HandshakeTimeout bounds each wait of the agent's handshake (15 s).
 	HandshakeTimeout time.Duration
+	// HandshakeSettle holds the client's input for this long after the
+	// agent's HandshakeComplete (default 20 ms; negative: not at all).
+	// The official agent (3.3.1142.0, datachannel.PerformHandshake) sends
+	// HandshakeComplete and only then marks its handshake complete; input
+	// that arrives in between is acknowledged and thrown away ("Handshake
+	// still in progress, ignore stream data message"), so a port
+	// session's first stream never opens. Through AWS the client's first
+	// input cannot come back sooner than a round trip through the service;
+	// next to the agent (the sandbox) it came back 3.5 ms later while the
+	// agent's goroutine was still descheduled, and the session hung.
+	HandshakeSettle time.Duration
 
 	// OnControl receives Size, Flag, StdErr and ExitCode messages.
 	OnControl ControlHandler
@@ -179,6 +190,7 @@ const (
 	DefaultMaxRTO             = time.Second
 	DefaultClientGiveUp       = 5 * time.Minute
 	DefaultHandshakeTimeout   = 15 * time.Second
+	DefaultHandshakeSettle    = 20 * time.Millisecond
 	clientReorderBuffer       = 10000
 	agentReorderBuffer        = 100000
 	clockGranularity          = 10 * time.Millisecond
@@ -246,6 +258,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.HandshakeSettle == 0 {
+		c.HandshakeSettle = DefaultHandshakeSettle
 	}
 	if c.now == nil {
 		c.now = time.Now

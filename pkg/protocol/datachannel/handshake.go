@@ -216,6 +216,9 @@ func (c *Channel) clientHandleComplete(payload []byte) error {
 	if st == "" {
 		return fmt.Errorf("%w: unable to determine SessionType", ErrHandshake)
 	}
+	if c.cfg.HandshakeSettle > 0 {
+		c.inputAfter.Store(c.cfg.now().Add(c.cfg.HandshakeSettle).UnixNano())
+	}
 	c.markReady()
 	return nil
 }

@@ -785,3 +785,42 @@ func TestNotReadyOutOfOrderIsRetried(t *testing.T) {
 		t.Fatalf("held message never retried (%d handler calls)", calls.Load())
 	}
 }
+
+// TestInputWaitsForHandshakeSettle: input written as soon as the agent's
+// HandshakeComplete has arrived goes out HandshakeSettle later, not at
+// once: the official agent throws away input that arrives before it has
+// marked its own handshake complete, which it does only after sending
+// HandshakeComplete. Later input goes at once; acknowledgements never wait.
+func TestInputWaitsForHandshakeSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := newClientWithPeer(t, nil)
+		params, _ := json.Marshal(wire.SessionTypeRequest{SessionType: ssmdoc.SessionTypeStandardStream})
+		req, _ := json.Marshal(wire.HandshakeRequest{AgentVersion: "3.3.1142.0",
+			RequestedClientActions: []wire.RequestedAction{{ActionType: wire.ActionSessionType, ActionParameters: params}}})
+		p.send(wire.TypeOutputStreamData, 0, wire.PayloadHandshakeRequest, req)
+		p.expect(wire.TypeAcknowledge)
+		p.ack(p.expect(wire.TypeInputStreamData)) // the HandshakeResponse
+		hc, _ := json.Marshal(wire.HandshakeComplete{HandshakeTimeToComplete: time.Millisecond})
+		p.send(wire.TypeOutputStreamData, 1, wire.PayloadHandshakeComplete, hc)
+		if _, err := c.Handshake(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if ack := p.expect(wire.TypeAcknowledge); ackedSeq(t, ack) != 1 || time.Since(start) != 0 {
+			t.Fatalf("HandshakeComplete acknowledged %v after it arrived, want at once", time.Since(start))
+		}
+		go func() { _, _ = c.Write([]byte("first")) }()
+		m := p.expect(wire.TypeInputStreamData)
+		if d := time.Since(start); d != DefaultHandshakeSettle || string(m.Payload) != "first" {
+			t.Fatalf("first input %q went %v after HandshakeComplete, want %v", m.Payload, d, DefaultHandshakeSettle)
+		}
+		p.ack(m)
+		start = time.Now()
+		if _, err := c.Write([]byte("second")); err != nil {
+			t.Fatal(err)
+		}
+		if m := p.expect(wire.TypeInputStreamData); time.Since(start) != 0 || string(m.Payload) != "second" {
+			t.Fatalf("later input %q waited %v", m.Payload, time.Since(start))
+		}
+	})
+}

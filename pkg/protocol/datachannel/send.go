@@ -464,10 +464,28 @@ func (c *Channel) retryHeld() {
 	}
 }
 
-// waitReady blocks until the handshake is done (or skipped).
+// waitReady blocks until the handshake is done (or skipped), and for the
+// client until HandshakeSettle has passed since the agent's
+// HandshakeComplete.
 func (c *Channel) waitReady() error {
 	select {
 	case <-c.readyCh:
+	case <-c.doneCh:
+		return c.closedErr()
+	}
+	after := c.inputAfter.Load()
+	if after == 0 {
+		return nil
+	}
+	wait := time.Unix(0, after).Sub(c.cfg.now())
+	if wait <= 0 {
+		c.inputAfter.CompareAndSwap(after, 0)
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
 		return nil
 	case <-c.doneCh:
 		return c.closedErr()
