@@ -267,7 +267,7 @@ func TestDumpKeepsStacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { _ = cmd.Wait(); close(f.done) }()
-		waitFor(t, f.stderr, "blocking")
+		f.stderr.WaitFor(t, "blocking", 10*time.Second)
 		if d := f.dump(); !strings.Contains(d, "goroutine 1 ") || !strings.Contains(d, "blockForever") {
 			t.Errorf("dump = %q, want the goroutine stacks", d)
 		}
@@ -283,24 +283,11 @@ func TestDumpKeepsStacks(t *testing.T) {
 		f.tty, f.plugin = tty, cmd.Process.Pid
 		go func() { _, _ = io.Copy(f.output, tty); close(f.copied) }()
 		go func() { _ = cmd.Wait(); close(f.done) }()
-		waitFor(t, f.output, "blocking")
+		f.output.WaitFor(t, "blocking", 10*time.Second)
 		if d := f.dump(); !strings.Contains(d, "goroutine 1 ") || !strings.Contains(d, "blockForever") {
 			t.Errorf("dump = %q, want the goroutine stacks", d)
 		}
 	})
-}
-
-// waitFor waits until out holds want (the child has installed its signal
-// handlers by then), failing the test after 10 s.
-func waitFor(t *testing.T, out *testutil.SyncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the child printed %q, not %q", out.String(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // pluginStacks is the shape of a session-manager-plugin 1.2.677.0

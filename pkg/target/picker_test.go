@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,18 +36,6 @@ type pickResult struct {
 	err  error
 }
 
-// waitFor waits until the screen shows want.
-func waitFor(t *testing.T, screen *testutil.SyncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(screen.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the picker never showed %q; screen:\n%q", want, screen.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func pickerNodes() []Node {
 	return []Node{
 		{ID: "i-00000000000000001", Name: "api-1", PlatformName: "Amazon Linux", PlatformVersion: "2023", AgentVersion: "3.3.1142.0", PingStatus: "Online"},
@@ -73,11 +60,11 @@ func TestPickFilterAndEnter(t *testing.T) {
 	ptmx, screen, res := pickerTTY(t, pickerNodes())
 	// Every column of every node is shown.
 	for _, want := range []string{"NAME", "PING", "api-1", "i-00000000000000001", "Amazon Linux 2023", "3.3.1142.0", "ConnectionLost", "kiosk-7.corp", "4/4 nodes"} {
-		waitFor(t, screen, want)
+		screen.WaitFor(t, want, 10*time.Second)
 	}
 	ptmx.WriteString("web2")
 	// web-2 ranks first; web-1 matches too, through its ID's last digit.
-	waitFor(t, screen, "2/4 nodes · ↑/↓ move · Enter choose · Esc cancel\x1b[4A\rTarget> web2")
+	screen.WaitFor(t, "2/4 nodes · ↑/↓ move · Enter choose · Esc cancel\x1b[4A\rTarget> web2", 10*time.Second)
 	ptmx.WriteString("\r")
 	r := wait(t, res)
 	if r.err != nil || r.node.ID != "i-00000000000000003" {
@@ -87,11 +74,11 @@ func TestPickFilterAndEnter(t *testing.T) {
 
 func TestPickArrowsAndBackspace(t *testing.T) {
 	ptmx, screen, res := pickerTTY(t, pickerNodes())
-	waitFor(t, screen, "4/4 nodes")
+	screen.WaitFor(t, "4/4 nodes", 10*time.Second)
 	ptmx.WriteString("kx") // no match
-	waitFor(t, screen, "0/4 nodes")
+	screen.WaitFor(t, "0/4 nodes", 10*time.Second)
 	ptmx.WriteString("\x7f\x7f") // erase both
-	waitFor(t, screen, "Target> k\r\x1b[J\r\n  NAME          ID                    PLATFORM           AGENT       PING\r\n> api-1")
+	screen.WaitFor(t, "Target> k\r\x1b[J\r\n  NAME          ID                    PLATFORM           AGENT       PING\r\n> api-1", 10*time.Second)
 	ptmx.WriteString("\x1b[B\x1b[B\x1b[A\x1b[B\x1b[B") // down twice, up, down twice: the fourth row
 	ptmx.WriteString("\r")
 	r := wait(t, res)
@@ -103,7 +90,7 @@ func TestPickArrowsAndBackspace(t *testing.T) {
 func TestPickCancel(t *testing.T) {
 	for _, key := range []string{"\x03", "\x1b"} {
 		ptmx, screen, res := pickerTTY(t, pickerNodes())
-		waitFor(t, screen, "4/4 nodes")
+		screen.WaitFor(t, "4/4 nodes", 10*time.Second)
 		ptmx.WriteString(key)
 		if r := wait(t, res); !errors.Is(r.err, ErrPickCancelled) {
 			t.Errorf("%q: err = %v", key, r.err)

@@ -131,7 +131,7 @@ func TestDoctorFixConfirmOnTerminal(t *testing.T) {
 			go func() {
 				done <- doctorRun(context.Background(), &DoctorOptions{IO: ios, AWSConfig: load, Targets: []string{"web-1"}, Document: "Doctor-Fix", Fix: true, Fixer: rec})
 			}()
-			waitScreen(t, screen, "Run them? [y/N] ")
+			screen.WaitFor(t, "Run them? [y/N] ", 60*time.Second)
 			if _, err := ptmx.Write([]byte(answer + "\r")); err != nil {
 				t.Fatal(err)
 			}
@@ -141,24 +141,13 @@ func TestDoctorFixConfirmOnTerminal(t *testing.T) {
 				if !errors.Is(err, cmdutil.SilentError) || len(rec.ran) != 0 {
 					t.Errorf("after n: err %v, ran %q", err, rec.ran)
 				}
-				waitScreen(t, screen, "Nothing was changed.")
+				screen.WaitFor(t, "Nothing was changed.", 60*time.Second)
 			case "y":
 				if err != nil || len(rec.ran) != 2 {
 					t.Errorf("after y: err %v, ran %q", err, rec.ran)
 				}
-				waitScreen(t, screen, "network.nacl: fail → pass")
+				screen.WaitFor(t, "network.nacl: fail → pass", 60*time.Second)
 			}
 		})
-	}
-}
-
-func waitScreen(t *testing.T, screen *testutil.SyncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(screen.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminal never showed %q:\n%s", want, screen.String())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -75,18 +75,6 @@ func (e *cliEnv) command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// waitFor waits until buf holds want, or fails with what it holds.
-func waitFor(t *testing.T, buf *testutil.SyncBuffer, want string, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(buf.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %q; output:\n%s", want, buf.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // exitCode waits for cmd and returns its exit status.
 func exitCode(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
@@ -135,7 +123,7 @@ func (e *cliEnv) steps(t *testing.T, steps []step, args ...string) (string, int)
 	go func() { _, _ = io.Copy(&screen, ptmx); close(copied) }()
 	for _, st := range steps {
 		if st.wait != "" {
-			waitFor(t, &screen, st.wait, 30*time.Second)
+			screen.WaitFor(t, st.wait, 30*time.Second)
 		}
 		if st.cols != 0 {
 			if err := pty.Setsize(ptmx, &pty.Winsize{Cols: st.cols, Rows: st.rows}); err != nil {
@@ -189,7 +177,7 @@ func (e *cliEnv) forwardThroughCLI(t *testing.T, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &stdout, "\nWaiting for connections...\n", 30*time.Second)
+	stdout.WaitFor(t, "\nWaiting for connections...\n", 30*time.Second)
 	m := portOpenedRE.FindStringSubmatch(stdout.String())
 	if m == nil {
 		t.Fatalf("no port line: %q", stdout.String())
@@ -346,7 +334,7 @@ func TestAWSCLIWithSSMKitAsPlugin(t *testing.T) {
 		fmt.Fprint(pw, "SSH-2.0-client\r\n")
 		// Both greetings crossed; then ssh would end: stdin closes and
 		// the sshd hangs up.
-		waitFor(t, &stdout, "SSH-2.0-fake\r\n", 30*time.Second)
+		stdout.WaitFor(t, "SSH-2.0-fake\r\n", 30*time.Second)
 		<-sshd.read
 		close(sshd.release)
 		pw.Close()
